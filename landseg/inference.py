@@ -1,0 +1,524 @@
+"""Whole-scene inference: sliding window, test-time augmentation and model ensembles.
+
+Scenes are larger than anything a model sees in training, so they are cut into
+overlapping tiles that go through the models in batches. Each tile's probabilities are
+weighted by a smooth window before they are summed, so tile borders (where a
+convolutional network sees zero padding instead of context) never show as seams:
+
+* along a side that has a neighbouring tile, the weight rises as sin^2 from exactly 0
+  (for the outer ``margin`` of the overlap) to 1; opposite ramps of two neighbours sum
+  to 1, so the blend is a partition of unity and no floor is needed;
+* along a side on the scene border the weight stays 1 (no neighbour can do better).
+
+Memory is bounded by the tile batch and one band of tile rows, not by the scene: tiles
+stream in row-major order and each band of rows is finalised (probabilities -> argmax
+and confidence) as soon as no later tile touches it. The full probability map is kept
+only when asked for (``keep_probs=True``).
+
+Test-time augmentation uses the dihedral group D4 (flips and 90-degree rotations); each
+prediction is mapped back by the exact inverse before averaging. An ensemble averages
+the models' probabilities (optionally weighted); models must agree on the class count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 0.25
+DEFAULT_BATCH = 4
+DEFAULT_SIZE_MULTIPLE = 32
+WINDOWS = ("hann", "uniform")
+
+
+# ----------------------------------------------------------------------------- TTA
+@dataclass(frozen=True)
+class Transform:
+    """One element of D4: flip the width axis (optional), then rotate by ``k`` quarter turns."""
+
+    k: int = 0
+    flip: bool = False
+
+    @property
+    def name(self) -> str:
+        return ("flip+" if self.flip else "") + f"rot{90 * self.k}"
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """(B, H, W, C) -> transformed batch."""
+        if self.flip:
+            batch = batch[:, :, ::-1]
+        if self.k:
+            batch = np.rot90(batch, self.k, axes=(1, 2))
+        return np.ascontiguousarray(batch)
+
+    def inverse(self, batch: np.ndarray) -> np.ndarray:
+        """Undo :meth:`forward` exactly (rotate back, then flip back)."""
+        if self.k:
+            batch = np.rot90(batch, -self.k, axes=(1, 2))
+        if self.flip:
+            batch = batch[:, :, ::-1]
+        return batch
+
+
+IDENTITY = Transform()
+TTA_MODES = {
+    "none": (IDENTITY,),
+    # identity, horizontal flip, vertical flip (= rot180 of the hflip), rot180
+    "flips": (IDENTITY, Transform(0, True), Transform(2, True), Transform(2, False)),
+    "d4": tuple(Transform(k, f) for f in (False, True) for k in range(4)),
+}
+
+
+def get_tta(tta) -> tuple[Transform, ...]:
+    """``None``/``False`` -> identity only; ``True`` -> all 8 of D4; a mode name; or a list of Transforms."""
+    if tta is None or tta is False:
+        return TTA_MODES["none"]
+    if tta is True:
+        return TTA_MODES["d4"]
+    if isinstance(tta, str):
+        if tta not in TTA_MODES:
+            raise ValueError(f"unknown TTA mode {tta!r}; choose one of {sorted(TTA_MODES)}")
+        return TTA_MODES[tta]
+    transforms = tuple(tta)
+    if not transforms or not all(isinstance(t, Transform) for t in transforms):
+        raise ValueError("tta must be None, a bool, a mode name or a non-empty list of Transform")
+    return transforms
+
+
+# ----------------------------------------------------------------------------- tiling
+def round_up(n: int, multiple: int) -> int:
+    return int(math.ceil(n / multiple) * multiple)
+
+
+def tile_positions(length: int, tile: int, stride: int) -> list[int]:
+    """Tile starts covering ``[0, length)`` with stride ``stride``; the last tile ends at ``length``."""
+    if length <= tile:
+        return [0]
+    n = int(math.ceil((length - tile) / stride)) + 1
+    return sorted({min(i * stride, length - tile) for i in range(n)})
+
+
+def ramp(overlap: int, margin: int) -> np.ndarray:
+    """Rising weights over ``overlap`` pixels: 0 for the first ``margin``, then sin^2 up to 1.
+
+    ``ramp(o, m) + ramp(o, m)[::-1] == 1``, so two neighbours' ramps blend to a constant.
+    """
+    if overlap <= 0:
+        return np.ones(0, np.float32)
+    width = max(overlap - 2 * margin, 1)
+    t = np.clip((np.arange(overlap) + 0.5 - margin) / width, 0.0, 1.0)
+    return (np.sin(0.5 * np.pi * t) ** 2).astype(np.float32)
+
+
+def window_1d(tile: int, overlap: int, has_prev: bool, has_next: bool, window: str = "hann", margin: int | None = None) -> np.ndarray:
+    """Weights along one axis of a tile; tapered only towards neighbouring tiles."""
+    w = np.ones(tile, np.float32)
+    if window == "uniform" or overlap <= 0:
+        return w
+    if window != "hann":
+        raise ValueError(f"unknown window {window!r}; choose one of {WINDOWS}")
+    overlap = min(overlap, tile)
+    if margin is None:
+        margin = overlap // 4
+    r = ramp(overlap, margin)
+    if has_prev:
+        w[:overlap] *= r
+    if has_next:
+        w[tile - overlap :] *= r[::-1]
+    return w
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the tiles of one (padded) scene lie."""
+
+    height: int  # original scene size
+    width: int
+    padded_height: int
+    padded_width: int
+    tile_h: int
+    tile_w: int
+    stride_h: int
+    stride_w: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @property
+    def num_tiles(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def tiles(self):
+        """(y, x) starts in row-major order (the order the streaming blend relies on)."""
+        for y in self.ys:
+            for x in self.xs:
+                yield y, x
+
+
+def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, size_multiple: int = DEFAULT_SIZE_MULTIPLE) -> TileGrid:
+    """Lay out tiles of ``tile`` px (rounded up to ``size_multiple``) with fractional ``overlap``.
+
+    A scene smaller than a tile along an axis gets one tile of the scene's size rounded up
+    to ``size_multiple``; the difference is filled by reflection (see :func:`pad_image`).
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"empty scene of size {height}x{width}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    size_multiple = max(int(size_multiple), 1)
+    tile = round_up(max(int(tile), 1), size_multiple)
+    tile_h = min(tile, round_up(height, size_multiple))
+    tile_w = min(tile, round_up(width, size_multiple))
+    ph, pw = max(height, tile_h), max(width, tile_w)
+    stride = max(int(round(tile * (1.0 - overlap))), 1)
+    return TileGrid(
+        height, width, ph, pw, tile_h, tile_w, min(stride, tile_h), min(stride, tile_w),
+        tuple(tile_positions(ph, tile_h, stride)), tuple(tile_positions(pw, tile_w, stride)),
+    )
+
+
+def pad_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad an HxWxC image at the bottom/right to at least ``height`` x ``width``."""
+    dh, dw = height - image.shape[0], width - image.shape[1]
+    if dh <= 0 and dw <= 0:
+        return image
+    pads = ((0, max(dh, 0)), (0, max(dw, 0))) + ((0, 0),) * (image.ndim - 2)
+    # 'reflect' needs at least 2 pixels along an axis; 'symmetric' repeats a single one.
+    mode = "reflect" if min(image.shape[:2]) > 1 else "symmetric"
+    return np.pad(image, pads, mode=mode)
+
+
+# ----------------------------------------------------------------------------- models
+@dataclass
+class ModelEntry:
+    """One ensemble member and what it needs around it."""
+
+    model: object  # keras.Model
+    weight: float = 1.0
+    name: str = "model"
+    hist_reference: np.ndarray | None = None
+    size_multiple: int = DEFAULT_SIZE_MULTIPLE
+    logits: bool = False
+    info: dict | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.output_shape[-1])
+
+    @property
+    def bands(self) -> int | None:
+        shape = self.model.input_shape
+        if isinstance(shape, list):
+            shape = shape[0]
+        return None if shape[-1] is None else int(shape[-1])
+
+
+@dataclass
+class SceneResult:
+    labels: np.ndarray  # uint8 (H, W) argmax class
+    confidence: np.ndarray  # float32 (H, W) ensemble probability of the argmax class
+    probs: np.ndarray | None = None  # float32 (H, W, C) when asked for
+    num_tiles: int = 0
+
+
+@dataclass
+class Timing:
+    """Where the time of :meth:`Predictor.predict_scene` went (for benchmarks)."""
+
+    model_s: float = 0.0
+    total_s: float = 0.0
+    tiles: int = 0
+    model_calls: int = 0
+    batches: list = field(default_factory=list)  # recorded model input batches when asked
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=-1, keepdims=True)
+    return x
+
+
+class Predictor:
+    """Sliding-window prediction for one model or a weighted ensemble, with optional TTA."""
+
+    def __init__(
+        self,
+        models: Sequence[ModelEntry] | ModelEntry | object,
+        *,
+        tile: int = DEFAULT_TILE,
+        overlap: float = DEFAULT_OVERLAP,
+        batch_size: int = DEFAULT_BATCH,
+        tta=None,
+        window: str = "hann",
+        margin: int | None = None,
+        size_multiple: int | None = None,
+    ):
+        if isinstance(models, ModelEntry):
+            models = [models]
+        elif not isinstance(models, (list, tuple)):
+            models = [ModelEntry(models)]
+        models = [m if isinstance(m, ModelEntry) else ModelEntry(m, name=f"model{i}") for i, m in enumerate(models)]
+        if not models:
+            raise ValueError("no models given")
+        check_same_classes(models)
+        if any(m.weight < 0 for m in models) or sum(m.weight for m in models) <= 0:
+            raise ValueError(f"ensemble weights must be >= 0 with a positive sum, got {[m.weight for m in models]}")
+        if window not in WINDOWS:
+            raise ValueError(f"unknown window {window!r}; choose one of {WINDOWS}")
+        self.models = list(models)
+        self.num_classes = models[0].num_classes
+        total = float(sum(m.weight for m in models))
+        self.norm_weights = [m.weight / total for m in models]
+        self.transforms = get_tta(tta)
+        self.tile = int(tile)
+        self.overlap = float(overlap)
+        self.batch_size = max(int(batch_size), 1)
+        self.window = window
+        self.margin = margin
+        # One tile size must suit every model: the least common multiple of their multiples.
+        mult = size_multiple or 1
+        if size_multiple is None:
+            for m in models:
+                mult = mult * m.size_multiple // math.gcd(mult, m.size_multiple)
+        self.size_multiple = int(mult)
+        self.timing = Timing()
+        self.record_batches = False
+
+    # -- preprocessing ---------------------------------------------------------------
+    def _input_groups(self, image: np.ndarray) -> list[tuple[np.ndarray, list[int]]]:
+        """Histogram-matched uint8 scenes, one per distinct reference, with the models using each."""
+        groups: list[tuple[np.ndarray | None, np.ndarray, list[int]]] = []
+        for i, m in enumerate(self.models):
+            img = image
+            bands = m.bands
+            if bands is not None and img.shape[2] != bands:
+                if img.shape[2] < bands:
+                    raise ValueError(f"{m.name} expects {bands} bands but the image has {img.shape[2]}")
+                img = img[:, :, :bands]  # e.g. drop an alpha channel
+            for ref, gimg, members in groups:
+                same_ref = (ref is None and m.hist_reference is None) or (
+                    ref is not None and m.hist_reference is not None and np.array_equal(ref, m.hist_reference)
+                )
+                if same_ref and gimg.shape == img.shape:
+                    members.append(i)
+                    break
+            else:
+                if m.hist_reference is not None:
+                    img = match_to_reference(img, m.hist_reference)
+                groups.append((m.hist_reference, img, [i]))
+        return [(img, members) for _, img, members in groups]
+
+    # -- core --------------------------------------------------------------------------
+    def _predict_batch(self, entry: ModelEntry, batch: np.ndarray) -> np.ndarray:
+        if self.record_batches:
+            self.timing.batches.append((entry, batch))
+        t0 = time.perf_counter()
+        out = entry.model.predict_on_batch(batch)
+        out = np.asarray(out, dtype=np.float32)
+        self.timing.model_s += time.perf_counter() - t0
+        self.timing.model_calls += 1
+        if entry.logits:
+            out = _softmax(out)
+        return out
+
+    def predict_tiles(self, groups, grid: TileGrid, starts: list[tuple[int, int]]) -> np.ndarray:
+        """Ensemble + TTA probabilities (B, th, tw, C) for the tiles at ``starts``."""
+        acc = None
+        scale = 1.0 / len(self.transforms)
+        for padded, members in groups:
+            tiles = np.stack([padded[y : y + grid.tile_h, x : x + grid.tile_w] for y, x in starts])
+            batch = prepare(tiles)
+            for t in self.transforms:
+                tb = t.forward(batch)
+                for i in members:
+                    p = t.inverse(self._predict_batch(self.models[i], tb))
+                    w = self.norm_weights[i] * scale
+                    if acc is None:
+                        acc = p * w
+                    else:
+                        acc += p * w
+        return acc
+
+    def predict_scene(
+        self,
+        image: np.ndarray,
+        *,
+        keep_probs: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> SceneResult:
+        """Predict an HxWxC uint8 scene of any size; see the module docstring for how."""
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3:
+            raise ValueError(f"expected an HxWxC image, got shape {image.shape}")
+        t_start = time.perf_counter()
+        H, W = image.shape[:2]
+        grid = make_grid(H, W, self.tile, self.overlap, self.size_multiple)
+        groups = [(pad_image(img, grid.padded_height, grid.padded_width), members) for img, members in self._input_groups(image)]
+        C = self.num_classes
+        th, tw = grid.tile_h, grid.tile_w
+        ov_h, ov_w = th - grid.stride_h, tw - grid.stride_w
+        nx, ny = len(grid.xs), len(grid.ys)
+        wx = [window_1d(tw, ov_w, j > 0, j < nx - 1, self.window, self.margin) for j in range(nx)]
+        wy = [window_1d(th, ov_h, i > 0, i < ny - 1, self.window, self.margin) for i in range(ny)]
+
+        labels = np.empty((H, W), np.uint8 if C <= 256 else np.int32)
+        conf = np.empty((H, W), np.float32)
+        probs = np.empty((H, W, C), np.float32) if keep_probs else None
+        # Band of rows [band_y, band_y + th) that tiles of the current tile row touch.
+        Wp = grid.padded_width
+        acc = np.zeros((th, Wp, C), np.float32)
+        wsum = np.zeros((th, Wp), np.float32)
+        band_y = 0
+
+        def finalize(rows: int):
+            """Turn the band's first ``rows`` rows into labels/confidence and drop them."""
+            nonlocal band_y
+            lo, hi = band_y, min(band_y + rows, H)
+            if hi > lo:
+                n = hi - lo
+                ws = wsum[:n, :W]
+                if not np.all(ws > 0):
+                    raise AssertionError("a pixel got no tile weight (tiling bug)")
+                p = acc[:n, :W] / ws[:, :, None]
+                labels[lo:hi] = np.argmax(p, axis=-1)
+                conf[lo:hi] = np.max(p, axis=-1)
+                if probs is not None:
+                    probs[lo:hi] = p
+            # shift the band up by ``rows``
+            keep = th - rows
+            if keep > 0:
+                acc[:keep] = acc[rows:]
+                wsum[:keep] = wsum[rows:]
+            acc[max(keep, 0) :] = 0
+            wsum[max(keep, 0) :] = 0
+            band_y += rows
+
+        row_index = {y: i for i, y in enumerate(grid.ys)}
+        col_index = {x: j for j, x in enumerate(grid.xs)}
+        starts = list(grid.tiles())
+        for b in range(0, len(starts), self.batch_size):
+            chunk = starts[b : b + self.batch_size]
+            p = self.predict_tiles(groups, grid, chunk)
+            for (y, x), pt in zip(chunk, p):
+                if y > band_y:
+                    finalize(y - band_y)
+                w = np.outer(wy[row_index[y]], wx[col_index[x]])
+                acc[:, x : x + tw] += pt * w[:, :, None]
+                wsum[:, x : x + tw] += w
+            self.timing.tiles += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        finalize(th)
+        self.timing.total_s += time.perf_counter() - t_start
+        return SceneResult(labels, conf, probs, grid.num_tiles)
+
+
+def check_same_classes(models: Sequence[ModelEntry]) -> None:
+    """Refuse an ensemble whose members predict different numbers (or names) of classes."""
+    counts = [(m.name, m.num_classes) for m in models]
+    if len({c for _, c in counts}) > 1:
+        listing = ", ".join(f"{n} has {c}" for n, c in counts)
+        raise ValueError(f"models disagree on the number of classes ({listing}); an ensemble needs the same classes in every model")
+    names = [
+        (m.name, tuple(m.info["classmap"]["class_names"]))
+        for m in models
+        if m.info and isinstance(m.info.get("classmap"), dict) and "class_names" in m.info["classmap"]
+    ]
+    if len({n for _, n in names}) > 1:
+        listing = "; ".join(f"{n}: {list(c)}" for n, c in names)
+        raise ValueError(f"models disagree on the classes ({listing}); an ensemble needs the same classes in every model")
+
+
+def prepare(tiles_uint8: np.ndarray) -> np.ndarray:
+    """uint8 (B, h, w, C) -> float32 model input, via the one place that defines it."""
+    from landseg.data.preprocess import prepare_image
+
+    return np.asarray(prepare_image(tiles_uint8), dtype=np.float32)
+
+
+def match_to_reference(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Histogram-match a whole uint8 scene once (as training does per image), before tiling."""
+    from landseg.data import match_histograms
+
+    return np.asarray(match_histograms(image, reference)).astype(np.uint8, copy=False)
+
+
+# ----------------------------------------------------------------------------- loading
+def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
+    """Load a saved model and what its run folder says about it (model_info.json)."""
+    from landseg.models import load_model
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: model file not found")
+    info = None
+    try:
+        from landseg.runs import read_model_info
+
+        info = read_model_info(path)
+    except ImportError:  # pragma: no cover - training part absent
+        info = None
+    model = load_model(path)
+    ref = None
+    mult = DEFAULT_SIZE_MULTIPLE
+    logits = False
+    if info:
+        if info.get("hist_reference"):
+            from landseg.data.histogram import load_reference
+
+            ref_path = info["hist_reference"]
+            if not os.path.isabs(ref_path):
+                ref_path = os.path.join(os.path.dirname(os.path.abspath(path)), ref_path)
+            ref = load_reference(ref_path)
+        mult = int(info.get("size_multiple") or mult)
+        logits = bool((info.get("model_options") or {}).get("logits", False))
+    return ModelEntry(model, float(weight), name=os.path.basename(path) if len(path) < 60 else path, hist_reference=ref, size_multiple=mult, logits=logits, info=info)
+
+
+def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) -> list[ModelEntry]:
+    if not paths:
+        raise ValueError("no models given")
+    if weights is None:
+        weights = [1.0] * len(paths)
+    if len(weights) != len(paths):
+        raise ValueError(f"{len(weights)} weights for {len(paths)} models; give one weight per model")
+    entries = [load_entry(p, w) for p, w in zip(paths, weights)]
+    for e, p in zip(entries, paths):
+        e.name = os.fspath(p)
+    check_same_classes(entries)
+    return entries
+
+
+def ensemble_classmap(entries: Sequence[ModelEntry], dataset: str | None = None):
+    """Class map for outputs: ``--dataset`` if given, else the one saved with the first model."""
+    from landseg.classmaps import ClassMap, get_classmap
+
+    if dataset:
+        try:
+            from landseg.data.layouts import DATASETS
+
+            if dataset in DATASETS:
+                dataset = DATASETS[dataset][0]
+        except ImportError:  # pragma: no cover
+            pass
+        cm = get_classmap(dataset)
+    else:
+        cm = None
+        for e in entries:
+            if e.info and isinstance(e.info.get("classmap"), dict):
+                cm = ClassMap.from_dict(e.info["classmap"])
+                break
+        if cm is None:
+            raise ValueError("no class map: the models have no model_info.json beside them; pass --dataset NAME")
+    n = entries[0].num_classes
+    if cm.num_classes != n:
+        raise ValueError(f"class map {cm.name!r} has {cm.num_classes} classes but the models predict {n}")
+    return cm
