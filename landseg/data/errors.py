@@ -1,0 +1,29 @@
+"""One exception type for bad input files, so callers can catch data problems apart from bugs.
+
+Every message starts with the file path and then says what is wrong with it, because a
+user with ten thousand tiles needs to know *which* file to fix, not only that one is bad.
+"""
+
+from __future__ import annotations
+
+import os
+
+from landseg.classmaps import UnknownMaskValuesError
+
+
+class DataError(ValueError):
+    """A data file is missing, unreadable or inconsistent. Message: ``"<path>: <problem>"``."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class MaskValuesError(DataError, UnknownMaskValuesError):
+    """A mask holds colours/values its class map does not define (which ones, how many pixels)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, values, counts):
+        DataError.__init__(self, path, problem)
+        self.values = list(values)
+        self.counts = [int(c) for c in counts]

@@ -1,0 +1,264 @@
+"""Reading and writing image/mask files with errors that name the file and the problem.
+
+Satellite data arrives as JPEG, PNG (RGB, RGBA, grey, palette, 16-bit) and TIFF. Every
+reader here returns plain ``uint8`` numpy arrays so the rest of landseg deals with one
+representation, and every failure is a :class:`DataError` saying which file and why,
+instead of a bare PIL/TF traceback deep inside a training loop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from landseg.classmaps import ClassMap, UnknownMaskValuesError, get_classmap
+from landseg.data.errors import DataError, MaskValuesError
+from landseg.io_utils import atomic_path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+TIFF_EXTENSIONS = (".tif", ".tiff")
+
+# A truncated JPEG must be an error, not a silently grey-filled image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise DataError(path, "file does not exist")
+    if not os.path.isfile(path):
+        raise DataError(path, "is not a file")
+    if os.path.getsize(path) == 0:
+        raise DataError(path, "file is empty (0 bytes)")
+
+
+def _to_uint8(array: np.ndarray, path: str, what: str) -> np.ndarray:
+    """Accept 8-bit data, and wider integers only when their values fit in 8 bits.
+
+    Rescaling 12/16-bit imagery needs a choice (percentile stretch, fixed gain) that a
+    reader must not make silently, so values above 255 are an error saying so.
+    """
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255 if what == "image" else array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
+        lo, hi = (array.min(), array.max()) if array.size else (0, 0)
+        if lo >= 0 and hi <= 255 and (np.issubdtype(array.dtype, np.integer) or np.all(array == np.round(array))):
+            return array.astype(np.uint8)
+        raise DataError(path, f"{what} has {array.dtype} values in {lo}..{hi}, outside 0..255; landseg reads 8-bit "
+                        f"data: convert it first (e.g. a percentile stretch for 12/16-bit imagery)")
+    raise DataError(path, f"{what} has unsupported data type {array.dtype}")
+
+
+def _read_tiff(path: str) -> np.ndarray:
+    import tifffile
+
+    try:
+        array = tifffile.imread(path)
+    except Exception as e:  # tifffile raises many types for corrupt files
+        raise DataError(path, f"unreadable TIFF ({type(e).__name__}: {e})") from e
+    if array.ndim == 3 and array.shape[0] < array.shape[-1] and array.shape[0] <= 16 and array.shape[-1] > 16:
+        array = np.moveaxis(array, 0, -1)  # planar (bands, H, W) -> (H, W, bands)
+    return array
+
+
+def _open_pil(path: str) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()
+    except UnidentifiedImageError as e:
+        raise DataError(path, "unreadable: not an image file PIL recognises") from e
+    except OSError as e:
+        msg = str(e)
+        if "truncated" in msg.lower() or "premature end" in msg.lower():
+            raise DataError(path, f"truncated image file ({msg})") from e
+        raise DataError(path, f"unreadable image ({msg})") from e
+    except Exception as e:  # decoder errors (SyntaxError, ValueError ...) from broken files
+        raise DataError(path, f"unreadable image ({type(e).__name__}: {e})") from e
+    return im
+
+
+def read_raw(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """Pixels exactly as stored (palette images keep their indices) and the PIL mode (or "tiff")."""
+    path = os.fspath(path)
+    _check_file(path)
+    if path.lower().endswith(TIFF_EXTENSIONS):
+        return _read_tiff(path), "tiff"
+    im = _open_pil(path)
+    return np.asarray(im), im.mode
+
+
+def read_image(path: str | os.PathLike, bands: int | None = None) -> np.ndarray:
+    """Read an image as ``uint8 (H, W, C)``.
+
+    Palette images become RGB (or RGBA when the palette has transparency). ``bands`` asks
+    for a band count: an alpha band is dropped to reach it (the data check reports alpha),
+    any other mismatch is a :class:`DataError`.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    if path.lower().endswith(TIFF_EXTENSIONS):
+        array = _read_tiff(path)
+        has_alpha = False
+    else:
+        im = _open_pil(path)
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        has_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA")
+        array = np.asarray(im)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(path, f"image has shape {array.shape}, expected (height, width[, bands])")
+    array = _to_uint8(array, path, "image")
+    if bands is not None and array.shape[-1] != bands:
+        if has_alpha and array.shape[-1] - 1 == bands:
+            array = array[..., :-1]
+        else:
+            raise DataError(path, f"image has {array.shape[-1]} band(s), expected {bands}")
+    return np.ascontiguousarray(array)
+
+
+def read_mask_raw(path: str | os.PathLike, classmap: ClassMap | str) -> np.ndarray:
+    """The mask's raw values in the form its class map decodes (RGB, or one band of values).
+
+    RGB class maps see palette PNGs converted to their colours (Dubai's Tile 2 and 4 masks
+    are palette PNGs); index/grey class maps see the stored values themselves.
+    """
+    path = os.fspath(path)
+    cm = get_classmap(classmap)
+    _check_file(path)
+    if path.lower().endswith(TIFF_EXTENSIONS):
+        raw = _read_tiff(path)
+    else:
+        im = _open_pil(path)
+        if cm.mask_kind == "rgb":
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+        elif im.mode in ("LA", "La", "PA"):
+            im = im.getchannel(0)
+        elif im.mode == "RGBA":
+            im = im.convert("RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        raw = np.asarray(im)
+    if raw.ndim == 0 or raw.size == 0:
+        raise DataError(path, f"mask has shape {raw.shape}")
+    raw = _to_uint8(raw, path, "mask")
+    if cm.mask_kind == "rgb" and (raw.ndim != 3 or raw.shape[-1] != 3):
+        raise DataError(path, f"class map {cm.name!r} needs RGB colour masks, this mask has shape {raw.shape}")
+    if cm.mask_kind != "rgb" and raw.ndim == 3:
+        if raw.shape[-1] == 1 or all(np.array_equal(raw[..., 0], raw[..., i]) for i in range(1, raw.shape[-1])):
+            raw = raw[..., 0]
+        else:
+            raise DataError(path, f"class map {cm.name!r} needs single-band masks, this one has "
+                            f"{raw.shape[-1]} differing bands")
+    return raw
+
+
+def decode_mask_array(raw: np.ndarray, classmap: ClassMap | str, path: str | os.PathLike,
+                      unknown_to_ignore: bool = False) -> tuple[np.ndarray, dict[str, int]]:
+    """Decode raw mask values; unknown values raise :class:`MaskValuesError` unless mapped to ignore.
+
+    Returns ``(mask, unknown)`` where ``unknown`` maps each unknown value to its pixel count
+    (empty unless ``unknown_to_ignore``), so callers can report what they ignored.
+    """
+    cm = get_classmap(classmap)
+    keys = cm.raw_keys(raw)
+    table_keys, table_classes = cm.raw_lookup()
+    pos = np.clip(np.searchsorted(table_keys, keys), 0, len(table_keys) - 1)
+    known = table_keys[pos] == keys
+    unknown: dict[str, int] = {}
+    if not known.all():
+        values, counts = np.unique(keys[~known], return_counts=True)
+        order = np.argsort(-counts)
+        unknown = {cm.format_raw(v): int(c) for v, c in zip(values[order], counts[order])}
+        if not unknown_to_ignore:
+            try:
+                cm.decode_mask(raw)
+            except UnknownMaskValuesError as e:
+                raise MaskValuesError(path, str(e), e.values, e.counts) from None
+    mask = np.where(known, table_classes[pos], cm.ignore_index).astype(np.uint8)
+    return mask, unknown
+
+
+def read_mask(path: str | os.PathLike, classmap: ClassMap | str, unknown_to_ignore: bool = False,
+              decoded: bool = False) -> np.ndarray:
+    """Read a mask as ``uint8 (H, W)`` class indices (``classmap.ignore_index`` = no label).
+
+    ``decoded=True`` reads a mask that already holds class indices (pseudo-labels, synthetic
+    data) and checks they are valid. ``unknown_to_ignore=True`` maps colours the class map
+    does not define to ignore instead of raising (an explicit, opt-in choice).
+    """
+    path = os.fspath(path)
+    cm = get_classmap(classmap)
+    if decoded:
+        raw, _ = read_raw(path)
+        if raw.ndim == 3:
+            raise DataError(path, f"decoded masks hold one band of class indices, this one has shape {raw.shape}")
+        raw = _to_uint8(raw, path, "mask")
+        bad = (raw >= cm.num_classes) & (raw != cm.ignore_index)
+        if bad.any():
+            values, counts = np.unique(raw[bad], return_counts=True)
+            raise MaskValuesError(path, f"{int(counts.sum())} pixels hold values that are not class indices of "
+                                  f"{cm.name!r} (0..{cm.num_classes - 1} or {cm.ignore_index}): "
+                                  + ", ".join(f"{v} ({c} px)" for v, c in zip(values, counts)),
+                                  [str(v) for v in values], counts)
+        return raw
+    raw = read_mask_raw(path, cm)
+    try:
+        mask, _ = decode_mask_array(raw, cm, path, unknown_to_ignore)
+    except ValueError as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(path, str(e)) from e
+    return mask
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, palette=None) -> None:
+    """Write a uint8 array as PNG atomically; with ``palette`` (N x 3 colours) a palette PNG.
+
+    Palette PNGs keep the class indices as pixel values (readable as index masks) while
+    image viewers show the class colours.
+    """
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(f"{os.fspath(path)}: values must lie in 0..255 to write an 8-bit PNG")
+        array = array.astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if palette is not None:
+        if array.ndim != 2:
+            raise ValueError(f"{os.fspath(path)}: a palette PNG needs a 2-D index array, got shape {array.shape}")
+        pal = np.zeros((256, 3), np.uint8)
+        given = np.asarray(palette, np.uint8).reshape(-1, 3)[:256]
+        pal[: len(given)] = given
+        im = Image.fromarray(array, mode="L")
+        im = im.convert("P")  # keeps pixel values; only attaches a palette
+        im.putpalette(pal.reshape(-1).tolist())
+    else:
+        im = Image.fromarray(array)
+    with atomic_path(path, suffix=".png") as tmp:
+        im.save(tmp, format="PNG")
+
+
+def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[str]:
+    """Image files in ``folder`` (not recursive), sorted by name; DataError if none or no folder."""
+    folder = os.fspath(folder)
+    if not os.path.exists(folder):
+        raise DataError(folder, "folder does not exist")
+    if not os.path.isdir(folder):
+        raise DataError(folder, "is not a folder")
+    files = sorted(str(p) for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."))
+    if not files:
+        raise DataError(folder, f"folder holds no images ({', '.join(extensions)})")
+    return files
