@@ -1,0 +1,354 @@
+"""Training configuration: packaged YAML defaults <- ``--config FILE.yaml`` <- ``key.sub=value`` overrides.
+
+One resolved dict drives a run and is saved beside its outputs, so a run can be repeated
+exactly. Every key is checked up front (unknown key, wrong type, unknown model / loss /
+optimizer / schedule / dataset / class map) and a bad one stops at once with what is valid,
+rather than failing an hour into training.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from typing import Any, Iterable, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value that landseg cannot use; the message lists what is valid."""
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "one_cycle", "reduce_on_plateau")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+RESUME_MODES = ("auto", "never")
+HIST_MODES = ("none", "train_mean")
+UNKNOWN_MASK_MODES = ("error", "ignore")
+
+# Keys whose value is a free-form mapping passed on to another component (checked there).
+FREE_FORM = {"model.options", "loss.options"}
+
+# Types for keys whose default is null (or needs more than the default's type).
+_NUM = (int, float)
+TYPES: dict[str, tuple] = {
+    "run.name": (str, type(None)),
+    "data.layout": (str, type(None)),
+    "data.classmap": (str, type(None)),
+    "data.hist_reference": (str,),
+    "data.pseudo_label_dirs": (list,),
+    "data.val_fraction": _NUM,
+    "optimizer.lr": _NUM,
+    "optimizer.weight_decay": _NUM,
+    "optimizer.momentum": _NUM,
+    "optimizer.clipnorm": _NUM + (type(None),),
+    "schedule.warmup_epochs": _NUM,
+    "schedule.min_lr_fraction": _NUM,
+    "schedule.plateau_factor": _NUM,
+    "train.steps_per_epoch": (int, type(None)),
+    "train.val_steps": (int, type(None)),
+    "train.jit_compile": (bool, str),
+    "train.resume_from": (str, type(None)),
+    "train.init_from": (str, type(None)),
+    "train.unfreeze_at_epoch": (int, type(None)),
+    "lr_find.min_lr": _NUM,
+    "lr_find.max_lr": _NUM,
+}
+
+
+def default_config() -> dict:
+    """The packaged built-in default (``landseg/configs/default.yaml``)."""
+    text = resources.files("landseg").joinpath("configs/default.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and key not in FREE_FORM:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def merge(base: dict, update: dict, schema: dict | None = None, where: str = "") -> dict:
+    """Deep-merge ``update`` into a copy of ``base``; keys absent from ``schema`` are errors."""
+    schema = base if schema is None else schema
+    out = copy.deepcopy(base)
+    for k, v in (update or {}).items():
+        key = f"{where}{k}"
+        if not isinstance(schema, dict) or k not in schema:
+            section = where.rstrip(".")
+            valid = sorted(schema) if isinstance(schema, dict) else []
+            raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + section if section else ''}: "
+                              f"{', '.join(valid)}")
+        if isinstance(schema[k], dict) and key not in FREE_FORM:
+            if not isinstance(v, dict):
+                raise ConfigError(f"config key {key!r} is a section with keys {', '.join(sorted(schema[k]))}; "
+                                  f"give it a mapping, not {v!r} (or set {key}.<key>=value)")
+            out[k] = merge(out.get(k) or {}, v, schema[k], key + ".")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], YAML-parsed value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.sub=value (e.g. train.epochs=3)")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+    return key.split("."), value
+
+
+def apply_overrides(config: dict, overrides: Iterable[str], schema: dict) -> dict:
+    for text in overrides:
+        path, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(path):
+            nested = {part: nested}
+        config = merge(config, nested, schema)
+    return config
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} does not exist")
+    with open(path) as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections (run, data, model, ...)")
+    return data
+
+
+def load_config(config_file: str | os.PathLike | None = None, overrides: Sequence[str] = (),
+                validate_names: bool = True) -> dict:
+    """Defaults, then ``config_file``, then ``overrides``; validated. Raises :class:`ConfigError`."""
+    schema = default_config()
+    config = copy.deepcopy(schema)
+    if config_file is not None:
+        try:
+            config = merge(config, load_yaml(config_file), schema)
+        except ConfigError as e:
+            raise ConfigError(f"{config_file}: {e}") from None
+    config = apply_overrides(config, overrides, schema)
+    return validate(config, schema, validate_names=validate_names)
+
+
+def from_dict(update: dict, validate_names: bool = True) -> dict:
+    """A resolved config from a (partial) dict merged over the defaults (used by ``run_training``)."""
+    schema = default_config()
+    return validate(merge(schema, update, schema), schema, validate_names=validate_names)
+
+
+def _type_name(types: tuple) -> str:
+    names = {int: "integer", float: "number", bool: "true/false", str: "string", list: "list",
+             dict: "mapping", type(None): "null"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _as_number(value):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; accept it where a number is expected."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_types(config: dict, schema: dict) -> None:
+    flat, flat_schema = _flatten(config), _flatten(schema)
+    for key, value in flat.items():
+        if key in FREE_FORM:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {key!r} must be a mapping of options, not {value!r}")
+            continue
+        default = flat_schema.get(key)
+        types = TYPES.get(key)
+        if types is None:
+            types = (type(default),) if default is not None else (object,)
+            if isinstance(default, float):
+                types = _NUM
+        if float in types and str not in types:
+            value = _as_number(value)
+            *parents, name = key.split(".")
+            node = config
+            for part in parents:
+                node = node[part]
+            node[name] = value
+        ok = isinstance(value, types)
+        if isinstance(value, bool) and bool not in types:  # YAML true is not a number here
+            ok = False
+        if not ok:
+            raise ConfigError(f"config key {key!r} must be {_type_name(types)}, got {value!r}")
+
+
+def _choice(key: str, value, valid: Sequence[str]) -> None:
+    if value not in valid:
+        raise ConfigError(f"config key {key!r}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
+
+
+def _positive(config: dict, key: str, allow_zero: bool = False) -> None:
+    section, name = key.split(".")
+    v = config[section][name]
+    if v is None:
+        return
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ConfigError(f"config key {key!r} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+
+
+def dataset_names() -> list[str]:
+    from landseg.data.layouts import DATASETS
+
+    return sorted(set(DATASETS) | {"synthetic"})
+
+
+def validate(config: dict, schema: dict | None = None, validate_names: bool = True) -> dict:
+    """Check types, ranges and names; fill dataset-dependent defaults (layout, class map)."""
+    schema = default_config() if schema is None else schema
+    # Unknown keys (a config dict built in Python skips merge()).
+    merge(schema, config, schema)
+    _check_types(config, schema)
+    c = config
+    _choice("optimizer.name", c["optimizer"]["name"], OPTIMIZERS)
+    _choice("schedule.name", c["schedule"]["name"], SCHEDULES)
+    _choice("train.strategy", c["train"]["strategy"], STRATEGIES)
+    _choice("run.resume", c["run"]["resume"], RESUME_MODES)
+    _choice("data.unknown_mask_values", c["data"]["unknown_mask_values"], UNKNOWN_MASK_MODES)
+    if isinstance(c["train"]["jit_compile"], str):
+        _choice("train.jit_compile", c["train"]["jit_compile"], ("auto",))
+    for key in ("optimizer.lr", "train.epochs", "train.batch_size", "train.grad_accum_steps", "data.crop_size",
+                "train.steps_per_epoch", "train.val_steps", "lr_find.min_lr", "lr_find.max_lr", "lr_find.steps",
+                "schedule.plateau_factor", "schedule.plateau_patience"):
+        _positive(c, key)
+    for key in ("optimizer.weight_decay", "optimizer.momentum", "schedule.warmup_epochs",
+                "schedule.min_lr_fraction", "train.early_stopping_patience", "train.num_preview"):
+        _positive(c, key, allow_zero=True)
+    if not 0 < c["data"]["val_fraction"] < 1:
+        raise ConfigError(f"config key 'data.val_fraction' must be between 0 and 1, got {c['data']['val_fraction']!r}")
+    if c["lr_find"]["min_lr"] >= c["lr_find"]["max_lr"]:
+        raise ConfigError("config keys 'lr_find.min_lr' must be below 'lr_find.max_lr'")
+    if not all(isinstance(p, str) for p in c["data"]["pseudo_label_dirs"]):
+        raise ConfigError("config key 'data.pseudo_label_dirs' must be a list of folder paths")
+    hist = c["data"]["hist_reference"]
+    if hist not in HIST_MODES and not hist.endswith(".npy"):
+        raise ConfigError(f"config key 'data.hist_reference': {hist!r} is not valid; valid: none, train_mean, "
+                          "or a path to a saved reference .npy")
+    if c["run"]["name"] is not None and (not c["run"]["name"] or "/" in c["run"]["name"] or c["run"]["name"] in (".", "..")):
+        raise ConfigError(f"config key 'run.name' must be a plain folder name, got {c['run']['name']!r}")
+    if validate_names:
+        _validate_names(c)
+    return c
+
+
+def _validate_names(c: dict) -> None:
+    from landseg import classmaps
+
+    datasets = dataset_names()
+    _choice("data.name", c["data"]["name"], datasets)
+    if c["data"]["name"] != "synthetic":
+        from landseg.data.layouts import DATASETS
+
+        default_cm, default_layout = DATASETS[c["data"]["name"]]
+        if c["data"]["classmap"] is None:
+            c["data"]["classmap"] = default_cm
+        if c["data"]["layout"] is None:
+            c["data"]["layout"] = default_layout
+    else:
+        if c["data"]["classmap"] is None:
+            c["data"]["classmap"] = "synthetic"
+        if c["data"]["layout"] is None:
+            c["data"]["layout"] = "generic"
+    layouts = _layouts()
+    if layouts is not None:
+        _choice("data.layout", c["data"]["layout"], layouts)
+    cm = c["data"]["classmap"]
+    if cm not in classmaps.available_classmaps() and not str(cm).lower().endswith((".yaml", ".yml", ".csv")):
+        raise ConfigError(f"config key 'data.classmap': unknown class map {cm!r}; valid: "
+                          f"{', '.join(classmaps.available_classmaps())}, or a path to a .yaml / class_dict.csv")
+
+    from landseg.models import available_models
+
+    _choice("model.name", c["model"]["name"], available_models())
+    _check_model_options(c["model"]["name"], c["model"]["options"])
+
+    from landseg.losses import available_losses
+
+    _choice("loss.name", c["loss"]["name"], available_losses())
+
+
+def _layouts() -> list[str] | None:
+    try:
+        from landseg.data import layouts as L
+    except ImportError:
+        return None
+    names = getattr(L, "LAYOUTS", None)
+    if names is None:
+        return None
+    return sorted(names)
+
+
+def _check_model_options(name: str, options: dict) -> None:
+    """Unknown model options stop here, when the model registry says which it accepts."""
+    try:
+        from landseg.models import get_model_spec
+    except ImportError:
+        return
+    spec = get_model_spec(name)
+    valid = getattr(spec, "options", None)
+    if not valid:
+        return
+    valid = set(valid)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(f"config key 'model.options': model {name!r} has no option(s) {unknown}; "
+                          f"valid: {', '.join(sorted(valid))}")
+
+
+def to_yaml(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def split_cli(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """``[--config FILE] [--strategy S] [key=value ...]`` -> (config file, overrides)."""
+    config_file, overrides = None, []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--config", "-c", "--strategy"):
+            if i + 1 >= len(args):
+                raise ConfigError(f"{a} needs a value")
+            if a == "--strategy":
+                overrides.append(f"train.strategy={args[i + 1]}")
+            else:
+                config_file = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--config="):
+            config_file = a.split("=", 1)[1]
+        elif a.startswith("--strategy="):
+            overrides.append(f"train.strategy={a.split('=', 1)[1]}")
+        elif a.startswith("-"):
+            raise ConfigError(f"unknown option {a!r}; usage: [--config FILE.yaml] [--strategy "
+                              f"{'|'.join(STRATEGIES)}] [key.sub=value ...]")
+        else:
+            overrides.append(a)
+        i += 1
+    return config_file, overrides

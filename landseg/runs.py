@@ -1,0 +1,158 @@
+"""Run folders: where a training writes, how a killed run is found again, and what inference reads.
+
+A run folder ``<output_dir>/<run_name>/`` holds the resolved ``config.yaml``, ``model_info.json``
+(what a ``.keras`` file needs to be used: model, class map, histogram reference, bands),
+checkpoints and the resume state ``state.json``. The same command reaches the same folder, so
+a run killed mid-way continues where it stopped instead of starting over.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from landseg.io_utils import write_json, write_text
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.yaml"
+MODEL_INFO_FILE = "model_info.json"
+# Keys that may differ between a killed run and its restart (they do not change what is trained).
+_RESUME_INSENSITIVE = {("run", "resume"), ("train", "verbose"), ("train", "resume_from"), ("train", "lr_find")}
+
+
+class OutputError(OSError):
+    """The output folder cannot take the run's outputs (unwritable, or too little free space)."""
+
+
+def default_run_name(config: dict) -> str:
+    return config["run"]["name"] or f"{config['data']['name']}-{config['model']['name']}"
+
+
+def _comparable(config: dict) -> dict:
+    c = copy.deepcopy(config)
+    for section, key in _RESUME_INSENSITIVE:
+        c.get(section, {}).pop(key, None)
+    return c
+
+
+def read_state(run_dir: str | os.PathLike) -> dict | None:
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_state(run_dir: str | os.PathLike, state: dict) -> None:
+    write_json(Path(run_dir) / STATE_FILE, state)
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict | None:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
+    """(run folder, resume state or None) for this config.
+
+    ``train.resume_from`` names a folder to continue. Otherwise, with ``run.resume: auto``, the
+    newest folder ``<name>``, ``<name>-2``, ... is continued when it holds an unfinished run of
+    the same config; a finished or different run gets the next free name, never overwritten.
+    """
+    resume_from = config["train"]["resume_from"]
+    if resume_from:
+        run_dir = Path(resume_from)
+        state = read_state(run_dir)
+        if state is None:
+            raise OutputError(f"{run_dir}: train.resume_from names a folder without a resumable run ({STATE_FILE} missing)")
+        return run_dir, state
+    out = Path(config["run"]["output_dir"])
+    name = default_run_name(config)
+    candidates = [out / name] + [out / f"{name}-{i}" for i in range(2, 10000)]
+    existing = [d for d in candidates[:10000] if d.exists()] if out.is_dir() else []
+    if existing:
+        last = existing[-1]
+        state = read_state(last)
+        if (config["run"]["resume"] == "auto" and state is not None and not state.get("finished")
+                and state.get("epochs_completed", 0) > 0
+                and _comparable(read_run_config(last) or {}) == _comparable(config)):
+            return last, state
+        idx = candidates.index(last)
+        for d in candidates[idx + 1:]:
+            if not d.exists():
+                return d, None
+    return candidates[0], None
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create ``folder`` and write/remove a probe file there, or raise :class:`OutputError` now."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_probe.", dir=folder)
+        os.write(fd, b"x" * 1024)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise OutputError(f"{folder}: output folder is not writable ({e.strerror or e}); choose another with "
+                          "run.output_dir=... / run.tensorboard_dir=...") from None
+
+
+def estimate_output_bytes(num_params: int, epochs: int) -> int:
+    """A generous estimate of what a run writes: checkpoints with optimizer state, logs, plots."""
+    checkpoint = num_params * 4 * 3 + 1_000_000  # weights + two Adam moments
+    return 3 * checkpoint + epochs * 2_000_000 + 20_000_000
+
+
+def check_free_space(folder: str | os.PathLike, need_bytes: int) -> None:
+    usage = shutil.disk_usage(folder)
+    if usage.free < need_bytes:
+        raise OutputError(f"{folder}: only {usage.free / 1e6:.0f} MB free, this run needs about "
+                          f"{need_bytes / 1e6:.0f} MB for checkpoints and logs; free some space or set run.output_dir")
+
+
+def write_config(run_dir: str | os.PathLike, config: dict) -> None:
+    write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
+
+
+def write_model_info(run_dir: str | os.PathLike, *, model: str, model_options: dict, classmap, bands: int,
+                     size_multiple: int, hist_reference: str | None) -> dict:
+    info = {
+        "model": model,
+        "model_options": dict(model_options),
+        "classmap": classmap.to_dict(),
+        "hist_reference": hist_reference,
+        "bands": int(bands),
+        "size_multiple": int(size_multiple),
+        "config": CONFIG_FILE,
+    }
+    write_json(Path(run_dir) / MODEL_INFO_FILE, info)
+    return info
+
+
+def read_model_info(model_path: str | os.PathLike) -> dict | None:
+    """``model_info.json`` beside a ``.keras`` file (or in a run folder), or None when absent.
+
+    Relative file entries (``hist_reference``, ``config``) are resolved against that folder and
+    returned as absolute paths, so callers can open them directly.
+    """
+    p = Path(model_path)
+    folder = p if p.is_dir() else p.parent
+    path = folder / MODEL_INFO_FILE
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        info = json.load(f)
+    for key in ("hist_reference", "config"):
+        if info.get(key):
+            info[key] = str((folder / info[key]).resolve())
+    return info
