@@ -1,0 +1,100 @@
+"""Config parsing: defaults <- YAML file <- key=value overrides, and errors that list what is valid."""
+
+import pytest
+import yaml
+
+from landseg import config as cfg
+
+
+def test_defaults_are_packaged_and_valid():
+    c = cfg.load_config(validate_names=False)
+    assert c == cfg.validate(cfg.default_config(), validate_names=False)
+    assert c["model"]["name"] == "cse_unet" and c["data"]["name"] == "synthetic"
+
+
+def test_file_then_overrides_merge_in_order(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"train": {"epochs": 7, "batch_size": 2}, "model": {"options": {"dropout": 0.3}}}))
+    c = cfg.load_config(f, ["train.epochs=3", "optimizer.lr=1e-4", "data.pseudo_label_dirs=[a, b]",
+                            "train.jit_compile=auto"], validate_names=False)
+    assert c["train"]["epochs"] == 3  # override beats file
+    assert c["train"]["batch_size"] == 2  # file beats default
+    assert c["model"]["options"] == {"dropout": 0.3}
+    assert c["optimizer"]["lr"] == pytest.approx(1e-4) and isinstance(c["optimizer"]["lr"], float)
+    assert c["data"]["pseudo_label_dirs"] == ["a", "b"]
+    assert c["train"]["jit_compile"] == "auto"
+    assert c["schedule"] == cfg.default_config()["schedule"]  # untouched sections keep defaults
+
+
+def test_cli_split():
+    assert cfg.split_cli(["--config", "x.yaml", "--strategy", "mirrored", "a.b=1"]) == (
+        "x.yaml", ["train.strategy=mirrored", "a.b=1"])
+    assert cfg.split_cli(["--config=y.yaml"]) == ("y.yaml", [])
+    with pytest.raises(cfg.ConfigError, match="usage"):
+        cfg.split_cli(["--bogus"])
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.epoch=3", r"unknown config key 'train.epoch'; valid keys in train: .*epochs"),
+    ("foo.bar=1", r"unknown config key 'foo'; valid keys: data, loss, lr_find, model, optimizer, run"),
+    ("train.epochs=abc", r"'train.epochs' must be integer, got 'abc'"),
+    ("train.epochs=2.5", r"'train.epochs' must be integer"),
+    ("train.epochs=true", r"'train.epochs' must be integer"),
+    ("train.epochs=0", r"'train.epochs' must be > 0"),
+    ("optimizer.lr=-1", r"'optimizer.lr' must be > 0"),
+    ("optimizer.name=rmsprop", r"unknown value 'rmsprop'; valid: adam, adamw, sgd"),
+    ("schedule.name=step", r"valid: constant, cosine, one_cycle, reduce_on_plateau"),
+    ("train.strategy=tpu", r"valid: default, mirrored, multi_worker"),
+    ("data.hist_reference=bogus", r"valid: none, train_mean, or a path"),
+    ("data.val_fraction=1.5", r"between 0 and 1"),
+    ("train=3", r"'train' is a section with keys"),
+    ("model.options=3", r"'model.options' must be a mapping"),
+    ("noequals", r"key.sub=value"),
+])
+def test_bad_values_stop_with_what_is_valid(override, expected):
+    with pytest.raises(cfg.ConfigError, match=expected):
+        cfg.load_config(None, [override], validate_names=False)
+
+
+def test_bad_key_in_file_names_the_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(cfg.ConfigError, match=r"bad.yaml: unknown config key 'train.epochz'"):
+        cfg.load_config(f, validate_names=False)
+    with pytest.raises(cfg.ConfigError, match="does not exist"):
+        cfg.load_config(tmp_path / "missing.yaml")
+
+
+def test_registry_names_checked_against_registries():
+    from landseg.data.layouts import DATASETS
+    from landseg.losses import available_losses
+    from landseg.models import available_models
+
+    with pytest.raises(cfg.ConfigError) as e:
+        cfg.load_config(None, ["model.name=nosuchnet"])
+    assert all(m in str(e.value) for m in available_models())
+    with pytest.raises(cfg.ConfigError) as e:
+        cfg.load_config(None, ["loss.name=nosuchloss"])
+    assert all(m in str(e.value) for m in available_losses())
+    with pytest.raises(cfg.ConfigError) as e:
+        cfg.load_config(None, ["data.name=nosuchdata"])
+    assert all(m in str(e.value) for m in DATASETS)
+    with pytest.raises(cfg.ConfigError, match="unknown class map 'nope'"):
+        cfg.load_config(None, ["data.classmap=nope"])
+    with pytest.raises(cfg.ConfigError, match="valid: .*generic"):
+        cfg.load_config(None, ["data.layout=nolayout"])
+
+
+def test_dataset_fills_layout_and_classmap():
+    c = cfg.load_config(None, ["data.name=dubai", "data.data_dir=x"])
+    assert (c["data"]["layout"], c["data"]["classmap"]) == ("dubai", "dubai")
+
+
+def test_experiment_configs_are_valid():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    files = sorted(folder.glob("*.yaml"))
+    assert files, f"no configs in {folder}"
+    for f in files:
+        cfg.load_config(f)
