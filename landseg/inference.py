@@ -441,14 +441,21 @@ def prepare(tiles_uint8: np.ndarray) -> np.ndarray:
     """uint8 (B, h, w, C) -> float32 model input, via the one place that defines it."""
     from landseg.data.preprocess import prepare_image
 
-    return np.asarray(prepare_image(tiles_uint8), dtype=np.float32)
+    out = np.empty(tiles_uint8.shape, np.float32)
+    for i, tile in enumerate(tiles_uint8):
+        out[i] = prepare_image(tile)
+    return out
 
 
 def match_to_reference(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Histogram-match a whole uint8 scene once (as training does per image), before tiling."""
-    from landseg.data import match_histograms
+    """Histogram-match a whole uint8 scene once (as training does per image), before tiling.
 
-    return np.asarray(match_histograms(image, reference)).astype(np.uint8, copy=False)
+    Same numpy matching as ``prepare_image(image, reference)``; done on the whole scene so
+    every tile gets the scene's mapping, then tiles are prepared without a reference.
+    """
+    from landseg.data.histogram import as_reference_histogram, match_histograms_np
+
+    return np.asarray(match_histograms_np(image, as_reference_histogram(reference)), dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------- loading
