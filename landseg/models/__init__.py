@@ -1,0 +1,39 @@
+"""landseg models: build any registered segmentation model by name, and load saved ones.
+
+>>> from landseg.models import build_model, available_models
+>>> model = build_model("cse_unet", num_classes=6, base_width=8)
+"""
+
+from __future__ import annotations
+
+import os
+
+from .registry import ModelSpec, Option, available_models, build_model, check_input_size, get_model_spec
+from .weights import WeightsNotFoundError
+
+__all__ = ["build_model", "available_models", "get_model_spec", "check_input_size", "load_model",
+           "custom_objects", "ModelSpec", "Option", "WeightsNotFoundError"]
+
+
+def custom_objects() -> dict:
+    """Every landseg layer (they are also registered under the 'landseg>' package names)."""
+    from .common import InputSizeCheck
+    from .cse_unet import ConvBN, ConvStack, DualPathFusion, UpConcat
+    from .deeplabv3 import ImagePooling
+
+    objs = [InputSizeCheck, ConvBN, ConvStack, DualPathFusion, UpConcat, ImagePooling]
+    return {c.__name__: c for c in objs}
+
+
+def load_model(path, compile: bool = False, **kwargs):
+    """keras.models.load_model with landseg's layers registered and SM_FRAMEWORK=tf.keras set.
+
+    ``compile=False`` by default: training compiles its own loss, prediction needs none.
+    """
+    os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+    import keras
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: model file not found")
+    return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile, **kwargs)

@@ -1,0 +1,135 @@
+"""Model registry: one name -> builder, accepted input sizes and documented options.
+
+Training, evaluation and prediction build models only through ``build_model`` so that a
+run's ``model_info.json`` (name + options) rebuilds the same network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    doc: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model. ``size_multiple``: input H and W must be multiples of it (default options)."""
+
+    name: str
+    builder: Callable[..., Any]
+    size_multiple: int
+    options: dict[str, Option] = field(default_factory=dict)
+    doc: str = ""
+    size_multiple_for: Callable[[dict], int] | None = None
+
+    def multiple(self, **options) -> int:
+        """Size multiple for these options (e.g. DeepLab's output_stride changes it)."""
+        self.resolve(options)
+        if self.size_multiple_for is None:
+            return self.size_multiple
+        return int(self.size_multiple_for({**self.defaults(), **options}))
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: o.default for k, o in self.options.items()}
+
+    def resolve(self, options: dict) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"model {self.name!r} has no option(s) {unknown}; it takes {sorted(self.options)}")
+        return {**self.defaults(), **options}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available: {sorted(_REGISTRY)}") from None
+
+
+def available_models() -> dict[str, dict[str, str]]:
+    """{name: {option: "default=...; doc"}} for every registered model (for --help and docs)."""
+    return {n: {k: f"default={o.default!r}; {o.doc}" for k, o in s.options.items()} for n, s in sorted(_REGISTRY.items())}
+
+
+def check_input_size(name: str, h: int, w: int, **options) -> None:
+    """Raise ValueError with the accepted sizes if ``h`` x ``w`` does not fit model ``name``."""
+    from .common import size_error_message
+
+    m = get_model_spec(name).multiple(**options)
+    if h % m or w % m or h <= 0 or w <= 0:
+        raise ValueError(size_error_message(name, h, w, m))
+
+
+def build_model(name: str, num_classes: int, input_shape=(None, None, 3), **options):
+    """Build registered model ``name`` -> keras.Model giving (B, H, W, num_classes) probabilities (or logits)."""
+    spec = get_model_spec(name)
+    opts = spec.resolve(options)
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (H, W, bands), got {input_shape}")
+    if input_shape[0] is not None and input_shape[1] is not None:
+        check_input_size(name, input_shape[0], input_shape[1], **options)
+    return spec.builder(int(num_classes), tuple(input_shape), **opts)
+
+
+# ---- built-in models -------------------------------------------------------------------------
+
+_LOGITS = Option(False, "output logits instead of softmax probabilities")
+_WEIGHTS = Option(None, "None (random), 'imagenet' (from the local Keras cache, never downloaded) or a weights file path; "
+                        "bands != 3: first conv's RGB filters repeated cyclically and scaled by 3/bands")
+_FREEZE = Option(False, "freeze the encoder (BatchNorm layers stay trainable, as segmentation-models does)")
+
+
+def _cse_unet(num_classes, input_shape, **o):
+    from .cse_unet import build_cse_unet
+    return build_cse_unet(num_classes, input_shape, **o)
+
+
+register(ModelSpec("cse_unet", _cse_unet, 16, {
+    "base_width": Option(64, "width of level 1 (levels double it; bridge 16x); 64 = paper, e.g. 8 for tests"),
+    "dropout": Option(0.0, "spatial dropout rate after each double conv (0 = paper configuration)"),
+    "logits": _LOGITS,
+}, doc="CSE-UNet (Wang & Xie 2020): dual-path encoder, RFB skips, bilinear decoder"))
+
+
+def _sm(arch):
+    def build(num_classes, input_shape, **o):
+        from .sm_models import build_sm_model
+        return build_sm_model(arch, num_classes, input_shape, **o)
+    return build
+
+
+for _arch, _doc in (("unet", "UNet"), ("linknet", "LinkNet"), ("fpn", "FPN")):
+    register(ModelSpec(_arch, _sm(_arch), 32, {
+        "backbone": Option("resnet34", "segmentation-models backbone name (e.g. resnet18, resnet34, mobilenetv2)"),
+        "encoder_weights": _WEIGHTS,
+        "freeze_encoder": _FREEZE,
+        "logits": _LOGITS,
+    }, doc=f"segmentation-models {_doc}"))
+
+
+def _deeplab(num_classes, input_shape, **o):
+    from .deeplabv3 import build_deeplabv3_resnet50
+    return build_deeplabv3_resnet50(num_classes, input_shape, **o)
+
+
+register(ModelSpec("deeplabv3_resnet50", _deeplab, 16, {
+    "output_stride": Option(16, "16 (stage 5 dilated, ASPP rates 6/12/18) or 32 (plain ResNet50, rates 3/6/9); "
+                                "input sizes must be multiples of it"),
+    "encoder_weights": _WEIGHTS,
+    "freeze_encoder": _FREEZE,
+    "logits": _LOGITS,
+    "aspp_filters": Option(256, "width of the ASPP branches and head"),
+}, doc="DeepLabv3, ResNet50 backbone (keras.applications) + ASPP", size_multiple_for=lambda o: o["output_stride"]))

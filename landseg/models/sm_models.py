@@ -1,0 +1,83 @@
+"""UNet, LinkNet and FPN from segmentation-models (qubvel), the report's baselines.
+
+The sm graph is wrapped: image in [0, 1] -> size check -> the backbone's own input scaling
+(found by probing ``sm.get_preprocessing``; e.g. x*255 for the ResNets, whose first layer is
+an input BatchNorm trained on 0-255 pixels) -> sm model. Pretrained weights come only from
+the local Keras cache or a given file (``weights.no_download``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .common import InputSizeCheck
+from .weights import check_weights_file, no_download, transfer_weights
+
+SIZE_MULTIPLE = 32  # five 2x downsamplings in every sm backbone
+
+
+def import_sm():
+    """Import segmentation_models with the tf.keras framework (the only one that works on Keras 3)."""
+    os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+    if os.environ["SM_FRAMEWORK"] != "tf.keras":
+        raise RuntimeError(f"SM_FRAMEWORK={os.environ['SM_FRAMEWORK']!r}: landseg needs 'tf.keras' "
+                           "(segmentation-models' 'keras' framework fails on Keras 3)")
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # silence its "using tf.keras" banner
+        import segmentation_models as sm
+    return sm
+
+
+def input_affine(backbone: str, bands: int):
+    """(mean, variance) for keras Normalization mapping [0, 1] pixels to what ``backbone`` expects.
+
+    Per-channel affine of ``sm.get_preprocessing(backbone)`` on 0-255 pixels, probed at 0
+    and 255. Extra bands reuse the RGB values cyclically. Channel order is not changed
+    (caffe-style backbones, vgg, expect BGR; fine-tuning absorbs that).
+    """
+    sm = import_sm()
+    pre = sm.get_preprocessing(backbone)
+    lo = np.asarray(pre(np.zeros((1, 1, 1, 3), "float32")), "float64").reshape(3)
+    hi = np.asarray(pre(np.full((1, 1, 1, 3), 255.0, "float32")), "float64").reshape(3)
+    a = (hi - lo)  # output per unit of [0, 1] input
+    mean, var = -lo / a, (1.0 / a) ** 2
+    idx = np.arange(bands) % 3
+    return mean[idx].tolist(), var[idx].tolist()
+
+
+def _sm_core(arch: str, num_classes: int, bands: int, backbone: str, encoder_weights, freeze_encoder: bool,
+             logits: bool):
+    sm = import_sm()
+    ctor = {"unet": sm.Unet, "linknet": sm.Linknet, "fpn": sm.FPN}[arch]
+    kwargs = dict(classes=num_classes, activation="linear" if logits else "softmax", encoder_freeze=freeze_encoder)
+    if encoder_weights is None or bands == 3:
+        with no_download(f"backbone {backbone!r}"):
+            return ctor(backbone, input_shape=(None, None, bands), encoder_weights=encoder_weights, **kwargs)
+    # Pretrained with other than 3 bands: build at 3 bands, adapt the first layers (weights.adapt_band_axis).
+    with no_download(f"backbone {backbone!r}"):
+        rgb = ctor(backbone, input_shape=(None, None, 3), encoder_weights=encoder_weights, **kwargs)
+    model = ctor(backbone, input_shape=(None, None, bands), encoder_weights=None, **kwargs)
+    transfer_weights(rgb, model)
+    return model
+
+
+def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), backbone: str = "resnet34",
+                   encoder_weights=None, freeze_encoder: bool = False, logits: bool = False):
+    """segmentation-models ``arch`` ('unet', 'linknet', 'fpn') wrapped for landseg's [0, 1] inputs."""
+    import keras
+
+    if encoder_weights not in (None, "imagenet"):
+        encoder_weights = check_weights_file(os.fspath(encoder_weights))
+    bands = int(input_shape[-1])
+    core = _sm_core(arch, num_classes, bands, backbone, encoder_weights, freeze_encoder, logits)
+    core.name = f"sm_{arch}_{backbone}"
+    mean, var = input_affine(backbone, bands)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = InputSizeCheck(SIZE_MULTIPLE, arch, name="input_size_check")(inputs)
+    x = keras.layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)
+    outputs = keras.layers.Activation("linear", dtype="float32", name="output")(core(x))
+    return keras.Model(inputs, outputs, name=arch)
