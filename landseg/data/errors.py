@@ -17,7 +17,10 @@ class DataError(ValueError):
     def __init__(self, path: str | os.PathLike, problem: str):
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        ValueError.__init__(self, f"{self.path}: {problem}")
+
+    def __reduce__(self):  # picklable (multiprocessing, tf.numpy_function re-raises)
+        return (type(self), (self.path, self.problem))
 
 
 class MaskValuesError(DataError, UnknownMaskValuesError):
@@ -27,3 +30,6 @@ class MaskValuesError(DataError, UnknownMaskValuesError):
         DataError.__init__(self, path, problem)
         self.values = list(values)
         self.counts = [int(c) for c in counts]
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.problem, self.values, self.counts))

@@ -1,0 +1,323 @@
+"""tf.data input pipeline: decode, check, match histograms, cache scenes, crop, augment, batch.
+
+Why each step is where it is:
+
+* Files are decoded with TF ops (JPEG with the accurate DCT, so pixels equal PIL's and
+  therefore what ``prepare_image`` sees at prediction time). Masks that TF cannot read
+  as stored (palette PNGs holding class *indices*, TIFF, 16-bit) go through the numpy
+  reader instead: one ``numpy_function`` per scene, then cached.
+* Masks are decoded with ``classmap.raw_lookup()``, the same table ``decode_mask`` uses.
+  A colour the class map does not define stops the pipeline with the numpy reader's
+  error (file, colours, pixel counts) unless ``unknown_to_ignore=True`` asks for those
+  pixels to be ignored.
+* Histogram matching runs on the whole scene, before cropping, so every crop of a scene
+  gets the same transform (as the whole scene does at prediction time); the matched
+  scenes are cached, so it runs once per scene.
+* Training crops are random (optionally centred on a class drawn uniformly from the
+  classes present, which favours rare classes); flips and 90-degree rotations move
+  image and mask together. Validation tiles each scene into a padded grid of crops
+  (padding labelled ignore), so every pixel is scored exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from landseg.classmaps import ClassMap, get_classmap
+from landseg.data.errors import DataError
+from landseg.data.histogram import NUM_LEVELS, as_reference_histogram
+from landseg.data.io import TIFF_EXTENSIONS, read_image, read_mask
+from landseg.data.layouts import Sample
+
+log = logging.getLogger(__name__)
+
+_TF_MASK_MODES = {"RGB", "RGBA", "L", "LA"}
+_TF_IMAGE_FORMATS = {"JPEG", "PNG", "BMP", "GIF"}
+_TF_IMAGE_MODES = {"RGB", "RGBA", "L", "LA", "P"}
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+# ---------------------------------------------------------------------- up-front checks
+def _header(path: str, what: str):
+    if not os.path.isfile(path):
+        raise DataError(path, f"{what} file does not exist")
+    if os.path.getsize(path) == 0:
+        raise DataError(path, f"{what} file is empty (0 bytes)")
+    if path.lower().endswith(TIFF_EXTENSIONS):
+        return None
+    try:
+        with Image.open(path) as im:
+            return im.format, im.mode, im.size, len(im.getbands()), "transparency" in im.info
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(path, f"unreadable {what} ({e})") from e
+
+
+def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3) -> list[tuple[str, str, int, int]]:
+    """Check every sample's headers and choose a decoder: ``(image, mask, image_route, mask_route)``.
+
+    Routes: 0 = TF decoder, 1 = numpy reader; mask route 2 = TF reader of class indices.
+    Catches missing/unreadable files, band-count and image/mask size mismatches before
+    training starts instead of an opaque error mid-epoch.
+    """
+    plan = []
+    for s in samples:
+        if s.mask is None:
+            raise DataError(s.image, "has no mask; build_dataset needs labelled samples")
+        ih, mh = _header(s.image, "image"), _header(s.mask, "mask")
+        image_route = 1
+        if ih is not None:
+            fmt, mode, size, nb, transparency = ih
+            if mode == "P":
+                nb = 4 if transparency else 3
+            if nb != bands and not (nb == bands + 1 and (mode in ("RGBA", "LA") or transparency)):
+                raise DataError(s.image, f"image has {nb} band(s) ({mode}), expected {bands}")
+            image_route = 0 if fmt in _TF_IMAGE_FORMATS and mode in _TF_IMAGE_MODES else 1
+        mask_route = 1
+        if mh is not None:
+            fmt, mode, msize, _, _ = mh
+            if ih is not None and msize != ih[2]:
+                raise DataError(s.mask, f"mask is {msize[0]}x{msize[1]} but its image {s.image} is "
+                                f"{ih[2][0]}x{ih[2][1]} (width x height)")
+            tf_ok = fmt in ("PNG", "BMP", "GIF") and (mode in _TF_MASK_MODES or (mode == "P" and classmap.mask_kind == "rgb"))
+            if s.decoded:
+                mask_route = 2 if tf_ok and mode in ("L", "LA") else 1
+            else:
+                mask_route = 0 if tf_ok else 1
+        plan.append((os.fspath(s.image), os.fspath(s.mask), image_route, mask_route))
+    return plan
+
+
+# ---------------------------------------------------------------------- decoding
+def _decode_image_tf(path, route, bands: int):
+    tf = _tf()
+
+    def with_tf():
+        data = tf.io.read_file(path)
+        return tf.cond(tf.io.is_jpeg(data),
+                       lambda: tf.io.decode_jpeg(data, channels=0, dct_method="INTEGER_ACCURATE"),
+                       lambda: tf.io.decode_image(data, channels=0, expand_animations=False))
+
+    def with_numpy():
+        return tf.numpy_function(lambda p: read_image(p.decode(), bands=bands), [path], tf.uint8, stateful=False)
+
+    image = tf.cond(tf.equal(route, 0), with_tf, with_numpy)
+    image = image[..., :bands]  # an alpha band beyond `bands` (checked in plan_samples)
+    image.set_shape([None, None, bands])
+    return image
+
+
+def _mask_lookup(classmap: ClassMap):
+    tf = _tf()
+    keys, classes = classmap.raw_lookup()
+    return tf.constant(keys, tf.int64), tf.constant(classes, tf.uint8)
+
+
+def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, decoded: bool):
+    """Route 0: TF decode + lookup; route 1: numpy reader; route 2: stored class indices (TF)."""
+    tf = _tf()
+    table_keys, table_classes = _mask_lookup(classmap)
+    ignore = classmap.ignore_index
+
+    def numpy_reader():
+        fn = lambda p: read_mask(p.decode(), classmap, unknown_to_ignore=unknown_to_ignore, decoded=decoded)  # noqa: E731
+        return tf.numpy_function(fn, [path], tf.uint8, stateful=False)
+
+    def lookup():
+        data = tf.io.read_file(path)
+        if classmap.mask_kind == "rgb":
+            raw = tf.io.decode_png(data, channels=3)
+            if classmap.binarize is not None:
+                raw = tf.where(raw >= classmap.binarize, tf.constant(255, tf.uint8), tf.constant(0, tf.uint8))
+            raw = tf.cast(raw, tf.int64)
+            keys = raw[..., 0] * 65536 + raw[..., 1] * 256 + raw[..., 2]
+        else:
+            raw = tf.io.decode_png(data, channels=0)
+            tf.debugging.assert_equal(tf.reduce_all(tf.equal(raw[..., :1], raw[..., : tf.minimum(tf.shape(raw)[-1], 3)])),
+                                      True, message="single-band mask expected (bands differ)")
+            keys = tf.cast(raw[..., 0], tf.int64)
+        pos = tf.clip_by_value(tf.searchsorted(table_keys, tf.reshape(keys, [-1])), 0, len(classmap.raw_lookup()[0]) - 1)
+        pos = tf.reshape(pos, tf.shape(keys))
+        known = tf.equal(tf.gather(table_keys, pos), keys)
+        mask = tf.where(known, tf.gather(table_classes, pos), tf.constant(ignore, tf.uint8))
+        if unknown_to_ignore:
+            return mask
+        # On unknown values, let the numpy reader raise its full report (file, colours, counts).
+        return tf.cond(tf.reduce_all(known), lambda: mask, numpy_reader)
+
+    def stored_indices():
+        raw = tf.io.decode_png(tf.io.read_file(path), channels=1)[..., 0]
+        valid = tf.reduce_all((raw < classmap.num_classes) | tf.equal(raw, ignore))
+        return tf.cond(valid, lambda: raw, numpy_reader)
+
+    mask = tf.switch_case(tf.cast(route, tf.int32), [lookup, numpy_reader, stored_indices])
+    mask.set_shape([None, None])
+    return mask
+
+
+def _match(image, ref_hist):
+    from landseg.data.histogram import apply_lookup_tf, histogram_tf, lookup_table_tf
+
+    return apply_lookup_tf(image, lookup_table_tf(histogram_tf(image), ref_hist))
+
+
+# ---------------------------------------------------------------------- crops and augmentation
+def _pad_to(image, mask, height, width, ignore):
+    tf = _tf()
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    ph, pw = tf.maximum(height - h, 0), tf.maximum(width - w, 0)
+    image = tf.pad(image, [[0, ph], [0, pw], [0, 0]])
+    mask = tf.pad(mask, [[0, ph], [0, pw]], constant_values=ignore)
+    return image, mask
+
+
+def _random_crop(image, mask, seed, ch, cw, ignore, num_classes, rare_fraction):
+    """A random crop; with probability ``rare_fraction`` centred on a pixel of a class drawn
+    uniformly among those present (so rare classes are picked as often as common ones)."""
+    tf = _tf()
+    image, mask = _pad_to(image, mask, ch, cw, ignore)
+    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+    s = tf.random.experimental.stateless_split(seed, 4)
+    y0 = tf.random.stateless_uniform([], s[0], 0, h - ch + 1, dtype=tf.int32)
+    x0 = tf.random.stateless_uniform([], s[1], 0, w - cw + 1, dtype=tf.int32)
+    if rare_fraction > 0:
+        def centred():
+            sub = mask[::4, ::4]  # sample positions on a coarse grid: 16x cheaper, same classes
+            counts = tf.math.bincount(tf.cast(tf.reshape(sub, [-1]), tf.int32), minlength=num_classes,
+                                      maxlength=num_classes)
+            present = tf.cast(counts > 0, tf.float32)
+            logits = tf.math.log(present + 1e-30)[None]
+            cls = tf.cast(tf.random.stateless_categorical(logits, 1, s[2])[0, 0], tf.uint8)
+            where = tf.where(tf.equal(sub, cls)) * 4
+            pick = tf.random.stateless_uniform([], s[3], 0, tf.shape(where, out_type=tf.int64)[0], dtype=tf.int64)
+            cy, cx = tf.cast(where[pick][0], tf.int32), tf.cast(where[pick][1], tf.int32)
+            return (tf.clip_by_value(cy - ch // 2, 0, h - ch), tf.clip_by_value(cx - cw // 2, 0, w - cw))
+
+        use = tf.random.stateless_uniform([], s[3] + 1, 0, 1) < rare_fraction
+        labelled = tf.reduce_any(mask[::4, ::4] < num_classes)
+        y0, x0 = tf.cond(use & labelled, centred, lambda: (y0, x0))
+    return image[y0:y0 + ch, x0:x0 + cw], mask[y0:y0 + ch, x0:x0 + cw]
+
+
+def _augment(image, mask, seed, flips: bool, rotate90: bool, square: bool):
+    """Flips and quarter turns applied to image and mask stacked together, so they never part."""
+    tf = _tf()
+    stacked = tf.concat([image, mask[..., None]], axis=-1)
+    s = tf.random.experimental.stateless_split(seed, 3)
+    if flips:
+        stacked = tf.cond(tf.random.stateless_uniform([], s[0]) < 0.5, lambda: stacked[:, ::-1], lambda: stacked)
+        stacked = tf.cond(tf.random.stateless_uniform([], s[1]) < 0.5, lambda: stacked[::-1], lambda: stacked)
+    if rotate90:
+        k = tf.random.stateless_uniform([], s[2], 0, 4 if square else 2, dtype=tf.int32)
+        k = k if square else k * 2  # half turns only keep a non-square crop's shape
+        stacked = tf.image.rot90(stacked, k)
+    return stacked[..., :-1], stacked[..., -1]
+
+
+def _grid_tiles(image, mask, ch, cw, ignore):
+    """Deterministic non-overlapping crops covering the whole scene (padded, padding ignored)."""
+    tf = _tf()
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    ny, nx = (h + ch - 1) // ch, (w + cw - 1) // cw
+    image, mask = _pad_to(image, mask, ny * ch, nx * cw, ignore)
+    c = tf.shape(image)[-1]
+    tiles = tf.reshape(tf.transpose(tf.reshape(image, [ny, ch, nx, cw, c]), [0, 2, 1, 3, 4]), [-1, ch, cw, c])
+    masks = tf.reshape(tf.transpose(tf.reshape(mask, [ny, ch, nx, cw]), [0, 2, 1, 3]), [-1, ch, cw])
+    return tiles, masks
+
+
+# ---------------------------------------------------------------------- public entry point
+def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_size, batch_size: int,
+                  hist_reference=None, flips: bool = True, rotate90: bool = True, rare_class_crops=False,
+                  cache=True, seed: int = 0, bands: int = 3, crops_per_image: int = 1,
+                  unknown_to_ignore: bool = False, shuffle_buffer: int | None = None,
+                  drop_remainder: bool | None = None, num_parallel_calls=None):
+    """Build a ``tf.data.Dataset`` of ``(float32 (B, h, w, C) in [0, 1], int32 (B, h, w))``.
+
+    ``training=True``: per epoch, ``crops_per_image`` random crops of every scene (scenes
+    shuffled, crops shuffled), with flips/90-degree rotations; deterministic for a given
+    ``seed`` yet different in each epoch. ``rare_class_crops``: False, True (half of the
+    crops centred on a class drawn uniformly among those present) or that fraction.
+    ``training=False``: every scene tiled into a padded grid of ``crop_size`` crops, in
+    order; padding is labelled ``ignore_index``. ``cache``: True (memory), False, or a
+    file prefix for ``Dataset.cache``; decoded and histogram-matched scenes are cached.
+    ``hist_reference``: None, a (C, 256) histogram, a saved ``.npy`` path or a uint8 image.
+    """
+    tf = _tf()
+    cm = get_classmap(classmap)
+    ch, cw = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(int(v) for v in crop_size)
+    if not samples:
+        raise ValueError("build_dataset got no samples")
+    plan = plan_samples(samples, cm, bands)
+    decoded_flags = [bool(s.decoded) for s in samples]
+    autotune = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+    ref_hist = None
+    if hist_reference is not None:
+        ref = as_reference_histogram(hist_reference)
+        if ref.shape != (bands, NUM_LEVELS):
+            raise ValueError(f"histogram reference has shape {ref.shape}, expected ({bands}, {NUM_LEVELS})")
+        ref_hist = tf.constant(ref, tf.float64)
+    if unknown_to_ignore:
+        log.warning("mask values not in class map %r are mapped to ignore (%d); `python -m landseg.data check "
+                    "--unknown-to-ignore` reports which and how many", cm.name, cm.ignore_index)
+
+    columns = tuple(list(col) for col in zip(*plan)) + (decoded_flags,)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+
+    def load(image_path, mask_path, image_route, mask_route, decoded):
+        image = _decode_image_tf(image_path, image_route, bands)
+        mask = tf.cond(decoded,
+                       lambda: _decode_mask_tf(mask_path, mask_route, cm, unknown_to_ignore, True),
+                       lambda: _decode_mask_tf(mask_path, mask_route, cm, unknown_to_ignore, False))
+        tf.debugging.assert_equal(tf.shape(image)[:2], tf.shape(mask),
+                                  message=tf.strings.join(["image/mask size mismatch: ", image_path]))
+        if ref_hist is not None:
+            image = _match(image, ref_hist)
+        return image, mask
+
+    ds = ds.map(load, num_parallel_calls=autotune, deterministic=True)
+    if cache:
+        ds = ds.cache("" if cache is True else os.fspath(cache))
+
+    ignore = cm.ignore_index
+    if training:
+        rare = 0.5 if rare_class_crops is True else float(rare_class_crops or 0.0)
+        ds = ds.shuffle(len(plan), seed=seed, reshuffle_each_iteration=True)
+        if crops_per_image > 1:
+            ds = ds.flat_map(lambda i, m: tf.data.Dataset.from_tensors((i, m)).repeat(crops_per_image))
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds))
+
+        def crop_augment(scene, element_seed):
+            image, mask = scene
+            s = tf.random.experimental.stateless_split(element_seed, 2)
+            image, mask = _random_crop(image, mask, s[0], ch, cw, ignore, cm.num_classes, rare)
+            image, mask = _augment(image, mask, s[1], flips, rotate90, ch == cw)
+            return image, mask
+
+        ds = ds.map(crop_augment, num_parallel_calls=autotune, deterministic=True)
+        buffer = shuffle_buffer if shuffle_buffer is not None else max(4 * batch_size, 16)
+        if buffer > 1:
+            ds = ds.shuffle(buffer, seed=seed + 1, reshuffle_each_iteration=True)
+    else:
+        ds = ds.map(lambda i, m: _grid_tiles(i, m, ch, cw, ignore), num_parallel_calls=autotune, deterministic=True)
+        ds = ds.unbatch()
+
+    def finish(image, mask):
+        image = tf.ensure_shape(tf.cast(image, tf.float32) / 255.0, [ch, cw, bands])
+        return image, tf.ensure_shape(tf.cast(mask, tf.int32), [ch, cw])
+
+    ds = ds.map(finish, num_parallel_calls=autotune, deterministic=True)
+    if drop_remainder is None:  # full batches in training, unless that would leave an empty epoch
+        drop_remainder = training and len(plan) * crops_per_image >= batch_size
+    ds = ds.batch(batch_size, drop_remainder=bool(drop_remainder))
+    return ds.prefetch(tf.data.AUTOTUNE)
