@@ -1,0 +1,42 @@
+"""Registry contract: names, documented options, accepted sizes, clear errors."""
+
+import pytest
+
+from landseg.models import available_models, build_model, check_input_size, get_model_spec
+
+from model_helpers import TINY
+
+
+def test_every_model_has_a_tiny_config():
+    assert set(available_models()) == set(TINY)
+    assert {"cse_unet", "unet", "linknet", "fpn", "deeplabv3_resnet50"} <= set(available_models())
+
+
+def test_options_are_documented_with_defaults():
+    for name, opts in available_models().items():
+        spec = get_model_spec(name)
+        assert set(opts) == set(spec.options) and "logits" in opts
+        for text in opts.values():
+            assert text.startswith("default=") and len(text.split("; ", 1)[1]) > 10
+
+
+@pytest.mark.parametrize("name,options,multiple", [
+    ("cse_unet", {}, 16), ("unet", {}, 32), ("linknet", {}, 32), ("fpn", {}, 32),
+    ("deeplabv3_resnet50", {}, 16), ("deeplabv3_resnet50", {"output_stride": 32}, 32),
+])
+def test_size_multiples(name, options, multiple):
+    assert get_model_spec(name).multiple(**options) == multiple
+    check_input_size(name, multiple * 3, multiple * 2, **options)
+    with pytest.raises(ValueError, match=f"divisible by {multiple}; got {multiple * 3 + 8}x{multiple}"):
+        check_input_size(name, multiple * 3 + 8, multiple, **options)
+
+
+def test_unknown_names_and_options_are_rejected():
+    with pytest.raises(ValueError, match="unknown model 'unet3'.*available"):
+        build_model("unet3", 6)
+    with pytest.raises(ValueError, match="no option.*base_widht.*takes"):
+        build_model("cse_unet", 6, base_widht=8)
+    with pytest.raises(ValueError, match="divisible by 16"):
+        build_model("cse_unet", 6, input_shape=(72, 64, 3), base_width=4)
+    with pytest.raises(ValueError, match="output_stride must be 16 or 32"):
+        build_model("deeplabv3_resnet50", 6, output_stride=8)
