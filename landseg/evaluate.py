@@ -41,10 +41,7 @@ def _metrics():
 
 def confusion(target: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
     """int64 (C, C) confusion matrix, rows = target, ignoring ``ignore_index`` target pixels."""
-    t = target.reshape(-1).astype(np.int64)
-    p = pred.reshape(-1).astype(np.int64)
-    keep = t != ignore_index
-    return np.bincount(t[keep] * num_classes + p[keep], minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.asarray(_metrics().confusion_matrix(target, pred, num_classes, ignore_index=ignore_index), np.int64)
 
 
 def scores(cm: np.ndarray) -> dict:
