@@ -266,7 +266,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
 
     def confusion_matrix(self) -> np.ndarray:
         """The accumulated (C, C) counts as int64 numpy (rows = truth)."""
-        return np.rint(ops.convert_to_numpy(self.total_cm)).astype(np.int64)
+        return np.rint(np.asarray(self.total_cm.numpy())).astype(np.int64)
 
     def per_class_iou(self) -> np.ndarray:
         return iou_per_class(self.confusion_matrix())

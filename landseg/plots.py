@@ -87,7 +87,11 @@ def _learning_curves_figure(history, metric: str | None = None) -> Figure:
     if "loss" not in data and "val_loss" not in data:
         raise ValueError(f"history has no 'loss' or 'val_loss' column; columns: {sorted(data)}")
     n = max(len(v) for v in data.values())
-    epochs = data["epoch"] + 1 if "epoch" in data and len(data["epoch"]) == n else np.arange(1, n + 1)
+    if "epoch" in data and len(data["epoch"]) == n and np.isfinite(data["epoch"]).all():
+        # Keras' CSVLogger counts epochs from 0, landseg's run history from 1: show 1-based numbers
+        epochs = data["epoch"] + 1 if data["epoch"].min() == 0 else data["epoch"]
+    else:
+        epochs = np.arange(1, n + 1)
     mkey = _metric_key(list(data), metric)
     fig = _new_figure(11.0, 4.0)
     axes = fig.subplots(1, 2)
@@ -114,7 +118,8 @@ def _learning_curves_figure(history, metric: str | None = None) -> Figure:
 def plot_learning_curves(history, path, metric: str | None = None) -> str:
     """Loss and mean IoU per epoch, train (solid) and validation (dashed).
 
-    ``history`` is a Keras CSVLogger file or a dict of lists (``History.history``). The IoU
+    ``history`` is a CSV file (Keras CSVLogger's, epochs from 0, or a run's ``history.csv``, from 1)
+    or a dict of lists (``History.history``); the x axis shows epochs counted from 1. The IoU
     column is ``metric`` or the first of ``mean_iou`` / ``miou`` found; its ``val_`` twin is
     drawn beside it with the best validation value marked.
     """

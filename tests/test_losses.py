@@ -203,3 +203,85 @@ def test_compiled_model_trains_saves_and_loads(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.loss.get_config() == model.loss.get_config()
     assert loaded.evaluate(x, y, batch_size=4, verbose=0) == pytest.approx(expected, abs=1e-5)
+
+
+# ---------------------------------------------------------------------- other Keras backends
+_OTHER_BACKEND = """
+import sys
+import numpy as np
+import keras
+from landseg.losses import get_loss
+from landseg.metrics import ConfusionMatrixMetric
+
+backend = keras.backend.backend()
+data = dict(np.load(sys.argv[1]))
+y, p = data["y"], data["p"]
+
+
+def value_and_grad(loss, y, p):
+    if backend == "jax":
+        import jax
+        value, grad = jax.value_and_grad(lambda q: loss(y, q))(p)
+        return float(value), np.asarray(grad)
+    import torch
+    q = torch.tensor(p, requires_grad=True)
+    value = loss(torch.tensor(y), q)
+    value.backward()
+    return float(value.detach()), q.grad.numpy()
+
+
+out = {}
+for name in ("partial_ce", "focal", "dice", "dice+focal", "ce+dice"):
+    loss = get_loss(name, p.shape[-1], 255, class_weights=[1.0, 2.0, 0.5, 1.0])
+    out[name + "_value"], out[name + "_grad"] = value_and_grad(loss, y, p)
+    out[name + "_empty_value"], out[name + "_empty_grad"] = value_and_grad(loss, np.full_like(y, 255), p)
+metric = ConfusionMatrixMetric(p.shape[-1], 255)
+metric.update_state(y[:1], p[:1])
+metric.update_state(y[1:], p[1:])
+out["cm"] = metric.confusion_matrix()
+out["miou"] = float(metric.result())
+np.savez(sys.argv[2], **{k: np.asarray(v) for k, v in out.items()})
+"""
+
+
+@pytest.mark.slow
+def test_same_losses_and_metric_on_other_backends(tmp_path):
+    """keras.ops only: JAX and PyTorch give the TensorFlow values and gradients (fresh processes, run together)."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from landseg.metrics import ConfusionMatrixMetric
+
+    backends = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
+    if not backends:
+        pytest.skip("neither jax nor torch is installed")
+    y, p = _batch((2, 6, 7, 4), seed=21, ignore_fraction=0.3)
+    np.savez(tmp_path / "in.npz", y=y, p=p)
+    procs = {}
+    for backend in backends:
+        env = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
+        procs[backend] = subprocess.Popen(
+            [sys.executable, "-c", _OTHER_BACKEND, str(tmp_path / "in.npz"), str(tmp_path / f"{backend}.npz")],
+            cwd=Path(__file__).resolve().parents[1], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for backend, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{backend}: {err[-3000:]}"
+        results[backend] = np.load(tmp_path / f"{backend}.npz")
+    for name in available_losses():
+        loss = get_loss(name, 4, IGNORE, class_weights=[1.0, 2.0, 0.5, 1.0])
+        v = tf.Variable(p)
+        with tf.GradientTape() as tape:
+            value = loss(y, v)
+        grad = tape.gradient(value, v).numpy()
+        for backend, out in results.items():
+            assert float(out[name + "_value"]) == pytest.approx(float(value), abs=1e-5), (backend, name)
+            np.testing.assert_allclose(out[name + "_grad"], grad, atol=1e-5, err_msg=f"{backend} {name}")
+            assert float(out[name + "_empty_value"]) == 0.0 and np.all(out[name + "_empty_grad"] == 0), (backend, name)
+    metric = ConfusionMatrixMetric(4, IGNORE)
+    metric.update_state(y, p)
+    for backend, out in results.items():
+        np.testing.assert_array_equal(out["cm"], metric.confusion_matrix(), err_msg=backend)
+        assert float(out["miou"]) == pytest.approx(float(metric.result()), abs=1e-6), backend

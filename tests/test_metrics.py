@@ -202,6 +202,7 @@ _DISTRIBUTED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_metric_and_loss_under_mirrored_strategy():
     """Two replicas (logical CPUs, in a fresh process): counts summed, loss not scaled twice."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")

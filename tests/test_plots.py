@@ -112,3 +112,18 @@ def test_lr_finder_png(tmp_path):
     plots.plot_lr_finder(lrs, losses, None, tmp_path / "lr_nosuggestion.png")
     with pytest.raises(ValueError, match="equal length"):
         plots.plot_lr_finder(lrs, losses[:-1], 1e-3, tmp_path / "bad.png")
+
+
+def test_learning_curves_epoch_numbering(tmp_path):
+    """Keras' CSVLogger counts epochs from 0, a run's history.csv from 1: both draw epochs 1..n."""
+    zero_based = _history()
+    one_based = dict(zero_based, epoch=[e + 1 for e in zero_based["epoch"]])
+    no_epoch = {k: v for k, v in zero_based.items() if k != "epoch"}
+    pictures = []
+    for i, hist in enumerate((zero_based, one_based, no_epoch)):
+        plots.plot_learning_curves(hist, tmp_path / f"{i}.png")
+        pictures.append(_png(tmp_path / f"{i}.png")[2])
+    assert np.array_equal(pictures[0], pictures[1]) and np.array_equal(pictures[0], pictures[2])
+    shifted = dict(one_based, epoch=[e + 1 for e in one_based["epoch"]])  # a resumed run starting at epoch 2
+    plots.plot_learning_curves(shifted, tmp_path / "shifted.png")
+    assert not np.array_equal(_png(tmp_path / "shifted.png")[2], pictures[0])
