@@ -48,11 +48,8 @@ def _labelled(y_true, y_pred, num_classes: int, ignore_index: int | None, fill: 
     return onehot, validf, safe_pred
 
 
-def _class_weights(class_weights, num_classes: int, dtype):
-    if class_weights is None:
-        return None
-    w = ops.convert_to_tensor(list(class_weights), dtype=dtype)
-    return w
+def _weights_tensor(class_weights, dtype):
+    return None if class_weights is None else ops.convert_to_tensor(class_weights, dtype=dtype)
 
 
 def _check_weights(class_weights, num_classes: int, where: str):
@@ -129,7 +126,7 @@ class PartialCrossEntropy(_SegLoss):
             p = pred / ops.maximum(ops.sum(pred, axis=-1, keepdims=True), EPSILON)
             p = ops.clip(p, EPSILON, 1.0 - EPSILON)
             logp = ops.log(p)
-        w = _class_weights(self.class_weights, self.num_classes, pred.dtype)
+        w = _weights_tensor(self.class_weights, pred.dtype)
         term = onehot * logp if w is None else onehot * logp * w
         per_pixel = -ops.sum(term, axis=-1)
         if self.gamma:
@@ -165,7 +162,7 @@ class FocalLoss(_SegLoss):
         onehot, valid, pred = self._prepare(y_true, y_pred)
         p = ops.clip(self._probabilities(pred), EPSILON, 1.0 - EPSILON)
         loss = -onehot * (self.alpha * ops.power(1.0 - p, self.gamma) * ops.log(p))
-        w = _class_weights(self.class_weights, self.num_classes, pred.dtype)
+        w = _weights_tensor(self.class_weights, pred.dtype)
         if w is not None:
             loss = loss * w
         return _batch_loss(ops.sum(loss) / (ops.maximum(ops.sum(valid), 1.0) * self.num_classes))
@@ -210,7 +207,7 @@ class DiceLoss(_SegLoss):
         if self.per_image:  # (B, C) -> mean over the images that carry labels
             has_labels = ops.cast(ops.greater(ops.sum(valid, axis=(1, 2)), 0), score.dtype)
             score = ops.sum(score * has_labels[:, None], axis=0) / ops.maximum(ops.sum(has_labels), 1.0)
-        w = _class_weights(self.class_weights, self.num_classes, score.dtype)
+        w = _weights_tensor(self.class_weights, score.dtype)
         if w is not None:
             score = score * w
         any_labelled = ops.cast(ops.greater(ops.sum(valid), 0), score.dtype)
