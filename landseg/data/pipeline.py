@@ -165,9 +165,9 @@ def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, de
 
 
 def _match(image, ref_hist):
-    from landseg.data.histogram import apply_lookup_tf, histogram_tf, lookup_table_tf
+    from landseg.data.histogram import _apply_lookup, histogram_tf, lookup_table_tf
 
-    return apply_lookup_tf(image, lookup_table_tf(histogram_tf(image), ref_hist))
+    return _apply_lookup(image, lookup_table_tf(histogram_tf(image), ref_hist))
 
 
 # ---------------------------------------------------------------------- crops and augmentation
