@@ -148,3 +148,18 @@ def test_ensemble_refuses_different_class_counts(conv):
         Predictor([ModelEntry(conv, name="a.keras"), ModelEntry(other, name="b.keras")])
     with pytest.raises(ValueError, match="weights"):
         Predictor([ModelEntry(conv, -1.0)])
+
+
+def test_histogram_matching_as_in_training(conv, pointwise):
+    """A member whose run used histogram matching gets the scene matched as prepare_image does;
+    a member without a reference in the same ensemble gets the plain scene."""
+    from landseg.data.preprocess import prepare_image
+
+    image = random_image(90, 75, seed=10)
+    reference = np.clip(random_image(64, 64, seed=11).astype(np.int32) // 2 + 100, 0, 255).astype(np.uint8)  # other histogram
+    matched = prepare_image(image, reference)
+    ref = 0.5 * np.asarray(conv(matched[None]))[0] + 0.5 * whole_probs(pointwise, image)
+    members = [ModelEntry(conv, name="a", hist_reference=reference, size_multiple=1), ModelEntry(pointwise, name="b", size_multiple=1)]
+    res = Predictor(members, tile=64, overlap=0.5).predict_scene(image, keep_probs=True)
+    np.testing.assert_allclose(res.probs, ref, atol=1e-5)
+    assert np.abs(matched - image / 255.0).max() > 0.1  # the matching really changed the input
