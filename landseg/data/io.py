@@ -54,13 +54,16 @@ def _to_uint8(array: np.ndarray, path: str, what: str) -> np.ndarray:
 
 
 def _read_tiff(path: str) -> np.ndarray:
+    """TIFF via tifffile (multi-band, planar, 16-bit), bands moved last using the file's axes."""
     import tifffile
 
     try:
-        array = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            array, axes = series.asarray(), series.axes
     except Exception as e:  # tifffile raises many types for corrupt files
         raise DataError(path, f"unreadable TIFF ({type(e).__name__}: {e})") from e
-    if array.ndim == 3 and array.shape[0] < array.shape[-1] and array.shape[0] <= 16 and array.shape[-1] > 16:
+    if array.ndim == 3 and axes[0] in "CS" and axes[1:] == "YX":
         array = np.moveaxis(array, 0, -1)  # planar (bands, H, W) -> (H, W, bands)
     return array
 

@@ -129,8 +129,8 @@ def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, de
     ignore = classmap.ignore_index
 
     def numpy_reader():
-        fn = lambda p: read_mask(p.decode(), classmap, unknown_to_ignore=unknown_to_ignore, decoded=decoded)  # noqa: E731
-        return tf.numpy_function(fn, [path], tf.uint8, stateful=False)
+        return tf.numpy_function(lambda p: _read_mask_reporting(p.decode(), classmap, unknown_to_ignore, decoded),
+                                 [path], tf.uint8, stateful=False)
 
     def lookup():
         data = tf.io.read_file(path)
@@ -149,9 +149,8 @@ def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, de
         pos = tf.reshape(pos, tf.shape(keys))
         known = tf.equal(tf.gather(table_keys, pos), keys)
         mask = tf.where(known, tf.gather(table_classes, pos), tf.constant(ignore, tf.uint8))
-        if unknown_to_ignore:
-            return mask
-        # On unknown values, let the numpy reader raise its full report (file, colours, counts).
+        # On unknown values the numpy reader raises its full report (file, colours, counts),
+        # or with unknown_to_ignore logs that report and returns the same mask.
         return tf.cond(tf.reduce_all(known), lambda: mask, numpy_reader)
 
     def stored_indices():
@@ -161,6 +160,19 @@ def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, de
 
     mask = tf.switch_case(tf.cast(route, tf.int32), [lookup, numpy_reader, stored_indices])
     mask.set_shape([None, None])
+    return mask
+
+
+def _read_mask_reporting(path: str, classmap: ClassMap, unknown_to_ignore: bool, decoded: bool) -> np.ndarray:
+    """numpy mask reader that logs, per file, which unknown values it mapped to ignore."""
+    if decoded or not unknown_to_ignore:
+        return read_mask(path, classmap, unknown_to_ignore=unknown_to_ignore, decoded=decoded)
+    from landseg.data.io import decode_mask_array, read_mask_raw
+
+    mask, unknown = decode_mask_array(read_mask_raw(path, classmap), classmap, path, unknown_to_ignore=True)
+    if unknown:
+        log.warning("%s: %d px with values not in class map %r mapped to ignore: %s", path, sum(unknown.values()),
+                    classmap.name, ", ".join(f"{v} ({c} px)" for v, c in unknown.items()))
     return mask
 
 
@@ -267,8 +279,8 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
             raise ValueError(f"histogram reference has shape {ref.shape}, expected ({bands}, {NUM_LEVELS})")
         ref_hist = tf.constant(ref, tf.float64)
     if unknown_to_ignore:
-        log.warning("mask values not in class map %r are mapped to ignore (%d); `python -m landseg.data check "
-                    "--unknown-to-ignore` reports which and how many", cm.name, cm.ignore_index)
+        log.warning("mask values not in class map %r are mapped to ignore (%d); each file with such values is "
+                    "logged with their counts when first read", cm.name, cm.ignore_index)
 
     columns = tuple(list(col) for col in zip(*plan)) + (decoded_flags,)
     ds = tf.data.Dataset.from_tensor_slices(columns)

@@ -92,3 +92,20 @@ def test_list_images(tmp_path):
     save(tmp_path / "b.png", np.zeros((2, 2), np.uint8))
     save(tmp_path / "a.jpg", np.zeros((2, 2, 3), np.uint8))
     assert [p.split("/")[-1] for p in list_images(tmp_path)] == ["a.jpg", "b.png"]
+
+
+def test_tiff_images_and_masks(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (10, 12, 4), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "multi.tif", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "multi.tif"), image)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(image, -1, 0), photometric="minisblack", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), image)
+    mask = rng.integers(1, 8, (10, 12)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.tif", "loveda"), mask - 1)
+    tifffile.imwrite(tmp_path / "deep.tif", image.astype(np.uint16) * 200)
+    with pytest.raises(DataError, match=r"deep\.tif: .*uint16"):
+        read_image(tmp_path / "deep.tif")

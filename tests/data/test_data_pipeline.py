@@ -111,7 +111,7 @@ def test_real_rgb_masks_decode_like_numpy_and_hist_reference(shared_data):
     np.testing.assert_array_equal(x[0, :h, :w], match_histograms_np(image, ref) / np.float32(255))
 
 
-def test_unknown_colour_stops_with_the_file_name(tmp_path):
+def test_unknown_colour_stops_with_the_file_name(tmp_path, caplog):
     import tensorflow as tf
 
     cm = get_classmap("dubai")
@@ -122,6 +122,7 @@ def test_unknown_colour_stops_with_the_file_name(tmp_path):
         list(build_dataset(s, cm, training=False, crop_size=20, batch_size=1))
     (x, y), = list(build_dataset(s, cm, training=False, crop_size=20, batch_size=1, unknown_to_ignore=True).as_numpy_iterator())
     assert (y[0, :2, :2] == 255).all() and (y[0, 2:] == 0).all()
+    assert "bad_mask.png: 4 px with values not in class map 'dubai' mapped to ignore: #010101 (4 px)" in caplog.text
 
 
 def test_size_mismatch_and_band_errors(tmp_path):
