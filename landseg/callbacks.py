@@ -90,7 +90,9 @@ class LearningRateController(keras.callbacks.Callback):
 
 # ---------------------------------------------------------------------- faults
 class NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss, before anything is saved from that epoch."""
+    """Stops training at the first non-finite loss, or at epoch end when any weight is non-finite
+    (losses that clip probabilities can stay finite while the weights are already NaN), before
+    anything is saved from that epoch."""
 
     def __init__(self):
         super().__init__()
@@ -115,6 +117,13 @@ class NaNGuard(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs, "")
+        if self.failed is None:
+            bad = [w.path if hasattr(w, "path") else w.name for w in self.model.weights
+                   if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+            if bad:
+                self.failed = (f"{len(bad)} weight tensor(s) became NaN/inf during epoch {epoch + 1} "
+                               f"(first: {bad[0]})")
+                self.model.stop_training = True
 
 
 class KillHook(keras.callbacks.Callback):

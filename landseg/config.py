@@ -85,7 +85,9 @@ def merge(base: dict, update: dict, schema: dict | None = None, where: str = "")
             valid = sorted(schema) if isinstance(schema, dict) else []
             raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + section if section else ''}: "
                               f"{', '.join(valid)}")
-        if isinstance(schema[k], dict) and key not in FREE_FORM:
+        if key in FREE_FORM and isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **copy.deepcopy(v)}  # model.options.dropout=0.2 keeps the other options
+        elif isinstance(schema[k], dict) and key not in FREE_FORM:
             if not isinstance(v, dict):
                 raise ConfigError(f"config key {key!r} is a section with keys {', '.join(sorted(schema[k]))}; "
                                   f"give it a mapping, not {v!r} (or set {key}.<key>=value)")
@@ -93,6 +95,16 @@ def merge(base: dict, update: dict, schema: dict | None = None, where: str = "")
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def _merge_layer(config: dict, update: dict, schema: dict) -> dict:
+    """Merge one layer (file or override); options belong to a model, so a layer that picks another
+    model starts from no options (plus the ones it gives)."""
+    model = (update or {}).get("model")
+    if isinstance(model, dict) and "name" in model and model["name"] != config["model"]["name"]:
+        config = copy.deepcopy(config)
+        config["model"]["options"] = {}
+    return merge(config, update, schema)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -116,7 +128,7 @@ def apply_overrides(config: dict, overrides: Iterable[str], schema: dict) -> dic
         nested: Any = value
         for part in reversed(path):
             nested = {part: nested}
-        config = merge(config, nested, schema)
+        config = _merge_layer(config, nested, schema)
     return config
 
 
@@ -143,7 +155,7 @@ def load_config(config_file: str | os.PathLike | None = None, overrides: Sequenc
     config = copy.deepcopy(schema)
     if config_file is not None:
         try:
-            config = merge(config, load_yaml(config_file), schema)
+            config = _merge_layer(config, load_yaml(config_file), schema)
         except ConfigError as e:
             raise ConfigError(f"{config_file}: {e}") from None
     config = apply_overrides(config, overrides, schema)
@@ -153,7 +165,7 @@ def load_config(config_file: str | os.PathLike | None = None, overrides: Sequenc
 def from_dict(update: dict, validate_names: bool = True) -> dict:
     """A resolved config from a (partial) dict merged over the defaults (used by ``run_training``)."""
     schema = default_config()
-    return validate(merge(schema, update, schema), schema, validate_names=validate_names)
+    return validate(_merge_layer(schema, update, schema), schema, validate_names=validate_names)
 
 
 def _type_name(types: tuple) -> str:
@@ -287,6 +299,16 @@ def _validate_names(c: dict) -> None:
 
     _choice("model.name", c["model"]["name"], available_models())
     _check_model_options(c["model"]["name"], c["model"]["options"])
+
+    if c["train"]["freeze_encoder"]:
+        from landseg.models import get_model_spec
+
+        if "freeze_encoder" not in get_model_spec(c["model"]["name"]).options:
+            raise ConfigError(f"config key 'train.freeze_encoder': model {c['model']['name']!r} has no pretrained "
+                              "encoder to freeze; models that have one: " + ", ".join(
+                                  n for n, o in available_models().items() if "freeze_encoder" in o))
+    if "freeze_encoder" in c["model"]["options"]:
+        raise ConfigError("set train.freeze_encoder (with train.unfreeze_at_epoch), not model.options.freeze_encoder")
 
     from landseg.losses import available_losses
 

@@ -101,20 +101,11 @@ def metric_confusion(metric):
     raise AttributeError("ConfusionMatrixMetric exposes no confusion matrix")
 
 
-def set_encoder_trainable(model, trainable: bool) -> int:
-    """Freeze/unfreeze the encoder; returns how many layers changed."""
-    try:
-        from landseg.models import set_encoder_trainable as models_set
-
-        return models_set(model, trainable)
-    except ImportError:
-        pass
-    names = getattr(model, "encoder_layer_names", None)
-    layers = [l for l in model.layers if (names is not None and l.name in names)
-              or (names is None and l.name.startswith(("encoder", "backbone")))]
-    for layer in layers:
-        layer.trainable = trainable
-    return len(layers)
+def unfreeze_all(model) -> None:
+    """Make every layer trainable (Keras 3 propagates ``trainable`` to nested layers)."""
+    model.trainable = True
+    for layer in model._flatten_layers(include_self=False):
+        layer.trainable = True
 
 
 def per_class_table(classmap, iou, cm) -> tuple[dict, str]:
@@ -164,7 +155,7 @@ def prepare_data(config: dict, run_dir: Path | None):
         from landseg.data import histogram
 
         if d["hist_reference"] == "train_mean":
-            hist_ref = histogram.compute_reference([s.image for s in train])
+            hist_ref = histogram.compute_reference([s.image for s in train], bands=d["bands"])
         else:
             hist_ref = histogram.load_reference(d["hist_reference"])
         if run_dir is not None:
@@ -201,7 +192,7 @@ def build_datasets(config: dict, train, val, classmap, hist_ref, global_batch: i
         extra["unknown_to_ignore"] = d["unknown_mask_values"] == "ignore"
     elif d["unknown_mask_values"] == "ignore":
         raise cfg.ConfigError("data.unknown_mask_values=ignore is not supported by this landseg.data.pipeline")
-    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref,
+    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=d["bands"],
                   seed=config["run"]["seed"], **extra)
     if "cache" in params:
         common["cache"] = d["cache"]
@@ -298,17 +289,20 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
 
     from landseg.models import build_model, get_model_spec
 
+    spec = get_model_spec(config["model"]["name"])
+    frozen = bool(t["freeze_encoder"]) and (t["unfreeze_at_epoch"] is None
+                                             or state["epochs_completed"] < t["unfreeze_at_epoch"])
+    build_options = dict(config["model"]["options"])
+    if frozen:
+        build_options["freeze_encoder"] = True
     with strategy.scope():
         model = build_model(config["model"]["name"], classmap.num_classes, input_shape=(None, None, bands),
-                            **config["model"]["options"])
+                            **build_options)
         if t["init_from"] and not resumed:
             model.load_weights(t["init_from"])
             print(f"initialised from {t['init_from']}")
-        frozen = bool(t["freeze_encoder"]) and (t["unfreeze_at_epoch"] is None
-                                                 or state["epochs_completed"] < t["unfreeze_at_epoch"])
         if frozen:
-            n = set_encoder_trainable(model, False)
-            print(f"encoder frozen ({n} layers)")
+            print(f"encoder frozen: {len(model.trainable_weights)} of {len(model.weights)} weights trainable")
         miou = make_miou_metric(classmap.num_classes, config["loss"]["ignore_index"])
         _compile(model, config, classmap, miou)
     runs.check_free_space(run_dir, runs.estimate_output_bytes(model.count_params(), t["epochs"]))
@@ -318,9 +312,8 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
         _restore_optimizer(model, run_dir / "last_optimizer.npz", strategy)
     else:
         runs.write_config(run_dir, config)
-        spec = get_model_spec(config["model"]["name"])
         runs.write_model_info(run_dir, model=config["model"]["name"], model_options=config["model"]["options"],
-                              classmap=classmap, bands=bands, size_multiple=getattr(spec, "size_multiple", 32),
+                              classmap=classmap, bands=bands, size_multiple=spec.multiple(**config["model"]["options"]),
                               hist_reference=hist_file)
         runs.write_state(run_dir, state)
 
@@ -351,8 +344,8 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
         segments = [(start, unfreeze), (unfreeze, t["epochs"])]
     for i, (first, last) in enumerate(segments):
         if i > 0:
-            n = set_encoder_trainable(model, True)
-            print(f"epoch {first + 1}: encoder unfrozen ({n} layers)")
+            unfreeze_all(model)
+            print(f"epoch {first + 1}: encoder unfrozen, {len(model.trainable_weights)} weights trainable")
             with strategy.scope():
                 _compile(model, config, classmap, miou)
         if first >= last:

@@ -19,7 +19,7 @@ def test_file_then_overrides_merge_in_order(tmp_path):
                             "train.jit_compile=auto"], validate_names=False)
     assert c["train"]["epochs"] == 3  # override beats file
     assert c["train"]["batch_size"] == 2  # file beats default
-    assert c["model"]["options"] == {"dropout": 0.3}
+    assert c["model"]["options"] == {"base_width": 8, "dropout": 0.3}  # options merge key by key
     assert c["optimizer"]["lr"] == pytest.approx(1e-4) and isinstance(c["optimizer"]["lr"], float)
     assert c["data"]["pseudo_label_dirs"] == ["a", "b"]
     assert c["train"]["jit_compile"] == "auto"
@@ -98,3 +98,14 @@ def test_experiment_configs_are_valid():
     assert files, f"no configs in {folder}"
     for f in files:
         cfg.load_config(f)
+
+
+def test_model_options_follow_the_model(tmp_path):
+    c = cfg.load_config(None, ["model.name=unet"])
+    assert c["model"]["options"] == {}  # the default CSE-UNet's base_width does not leak into UNet
+    c = cfg.load_config(None, ["model.options.dropout=0.2"])
+    assert c["model"]["options"] == {"base_width": 8, "dropout": 0.2}  # one option changed, the rest kept
+    c = cfg.load_config(None, ["model.name=unet", "model.options.backbone=resnet18"])
+    assert c["model"]["options"] == {"backbone": "resnet18"}
+    with pytest.raises(cfg.ConfigError, match=r"model 'unet' has no option\(s\) \['base_width'\]"):
+        cfg.load_config(None, ["model.name=unet", "model.options={base_width: 8}"])

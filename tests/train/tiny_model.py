@@ -1,0 +1,23 @@
+"""A two-conv network registered as ``tiny_test_net``: the training machinery (resume, NaN, outputs)
+is tested on it because a real model's graph takes ~40 s to trace on 2 busy CPU cores."""
+
+import keras
+
+from landseg.models.registry import ModelSpec, Option, _REGISTRY, register
+
+NAME = "tiny_test_net"
+
+
+def build_tiny(num_classes, input_shape, width=4, dropout=0.0, logits=False):
+    inp = keras.Input(shape=tuple(input_shape), name="image")
+    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    if dropout:
+        x = keras.layers.SpatialDropout2D(dropout, name="drop")(x)
+    out = keras.layers.Conv2D(num_classes, 1, activation=None if logits else "softmax", name="head")(x)
+    return keras.Model(inp, out, name=NAME)
+
+
+if NAME not in _REGISTRY:
+    register(ModelSpec(NAME, build_tiny, 1, {"width": Option(4, "conv width"), "dropout": Option(0.0, "dropout"),
+                                             "logits": Option(False, "logits")}, doc="test-only"))
