@@ -186,6 +186,35 @@ def lookup_table_tf(source_hist, reference_hist):
 _compiled_apply = None
 
 
+def use_xla() -> bool:
+    """XLA for the per-pixel passes, unless ``LANDSEG_NO_XLA=1``."""
+    return os.environ.get("LANDSEG_NO_XLA", "") in ("", "0")
+
+
+XLA_MIN_PIXELS = 1 << 20
+
+
+def run_bucketed(fn, flat, plain_fn=None, pad_value=0):
+    """Call a jit-compiled ``fn`` on ``flat`` (N, ...) padded to a bucketed length, return ``[:N]``.
+
+    XLA compiles once per input shape (~0.5 s each); datasets whose scenes all differ in
+    size (Dubai) would compile once per scene. Padding the flattened pixels up to one of
+    four lengths per octave bounds the compilations, for at most 25% padding; and inputs
+    under ``XLA_MIN_PIXELS`` go to ``plain_fn`` (uncompiled), where a compilation would
+    cost more than it saves.
+    """
+    tf = _tf()
+    n = tf.shape(flat)[0]
+    if plain_fn is not None:
+        return tf.cond(n >= XLA_MIN_PIXELS, lambda: run_bucketed(fn, flat, None, pad_value), lambda: plain_fn(flat))
+    octave = tf.cast(tf.math.ceil(tf.math.log(tf.cast(tf.maximum(n, 1), tf.float32)) / tf.math.log(2.0)), tf.int32)
+    step = tf.bitwise.left_shift(1, tf.maximum(octave - 2, 12))
+    size = (n + step - 1) // step * step
+    pad = [[0, size - n]] + [[0, 0]] * (flat.shape.rank - 1)
+    out = fn(tf.pad(flat, pad, constant_values=pad_value))
+    return tf.nest.map_structure(lambda t: t[:n], out)
+
+
 def _apply_lookup(image, lut):
     """The per-pixel lookup, XLA-compiled where possible.
 
@@ -194,11 +223,15 @@ def _apply_lookup(image, lut):
     scikit-image). ``LANDSEG_NO_XLA=1`` turns it off.
     """
     global _compiled_apply
-    if os.environ.get("LANDSEG_NO_XLA", "") not in ("", "0"):
+    if not use_xla():
         return apply_lookup_tf(image, lut)
+    tf = _tf()
     if _compiled_apply is None:
-        _compiled_apply = _tf().function(apply_lookup_tf, jit_compile=True)
-    return _compiled_apply(image, lut)
+        _compiled_apply = tf.function(apply_lookup_tf, jit_compile=True)
+    shape = tf.shape(image)
+    flat = tf.reshape(image, [-1, 1, shape[-1]])  # (N, 1, C): apply_lookup_tf works on any (..., C)
+    out = run_bucketed(lambda x: _compiled_apply(x, lut), flat, plain_fn=lambda x: apply_lookup_tf(x, lut))
+    return tf.reshape(out, shape)
 
 
 def apply_lookup_tf(image, lut):

@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from landseg.classmaps import ClassMap, get_classmap
 from landseg.data.errors import DataError
-from landseg.data.histogram import NUM_LEVELS, as_reference_histogram
+from landseg.data.histogram import NUM_LEVELS, as_reference_histogram, run_bucketed, use_xla
 from landseg.data.io import TIFF_EXTENSIONS, read_image, read_mask
 from landseg.data.layouts import Sample
 
@@ -116,10 +116,6 @@ def _decode_image_tf(path, route, bands: int):
     return image
 
 
-def _use_xla() -> bool:
-    return os.environ.get("LANDSEG_NO_XLA", "") in ("", "0")
-
-
 def _mask_lookup_fn(classmap: ClassMap):
     """raw mask -> (class indices, all values known), as one fused pass.
 
@@ -136,24 +132,40 @@ def _mask_lookup_fn(classmap: ClassMap):
 
         def lookup(raw):
             return tf.cast(raw >= threshold, tf.uint8), tf.constant(True)
-    else:
-        def lookup(raw):
-            if rgb:
-                if binarize is not None:
-                    raw = tf.where(raw >= binarize, tf.constant(255, tf.uint8), tf.constant(0, tf.uint8))
-                raw = tf.cast(raw, tf.int32)
-                k = raw[..., 0] * 65536 + raw[..., 1] * 256 + raw[..., 2]
-            else:
-                k = tf.cast(raw, tf.int32)
-            mask = tf.fill(tf.shape(k), tf.constant(ignore, tf.uint8))
-            known = tf.zeros(tf.shape(k), tf.bool)
-            for key, cls in zip(keys.tolist(), classes.tolist()):
-                eq = tf.equal(k, key)
-                mask = tf.where(eq, tf.constant(cls, tf.uint8), mask)
-                known = known | eq
-            return mask, tf.reduce_all(known)
 
-    return tf.function(lookup, jit_compile=True) if _use_xla() else lookup
+        return lookup
+
+    def lookup_pixels(raw):
+        """(..., 3) or (...) raw values -> (class indices, known) per pixel."""
+        if rgb:
+            if binarize is not None:
+                raw = tf.where(raw >= binarize, tf.constant(255, tf.uint8), tf.constant(0, tf.uint8))
+            raw = tf.cast(raw, tf.int32)
+            k = raw[..., 0] * 65536 + raw[..., 1] * 256 + raw[..., 2]
+        else:
+            k = tf.cast(raw, tf.int32)
+        mask = tf.fill(tf.shape(k), tf.constant(ignore, tf.uint8))
+        known = tf.zeros(tf.shape(k), tf.bool)
+        for key, cls in zip(keys.tolist(), classes.tolist()):
+            eq = tf.equal(k, key)
+            mask = tf.where(eq, tf.constant(cls, tf.uint8), mask)
+            known = known | eq
+        return mask, known
+
+    def lookup(raw):
+        mask, known = lookup_pixels(raw)
+        return mask, tf.reduce_all(known)
+
+    if not use_xla():
+        return lookup
+    compiled = tf.function(lambda flat: lookup_pixels(flat), jit_compile=True)
+
+    def bucketed(raw):
+        flat = tf.reshape(raw, [-1, 3] if rgb else [-1])
+        mask, known = run_bucketed(compiled, flat, plain_fn=lookup_pixels)  # padding is cut off before reduce_all
+        return tf.reshape(mask, tf.shape(raw)[:2]), tf.reduce_all(known)
+
+    return bucketed
 
 
 def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, decoded: bool):

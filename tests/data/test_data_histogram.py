@@ -31,6 +31,20 @@ def test_tf_matches_scikit_image_on_real_pairs(deepglobe_images):
         np.testing.assert_array_equal(match_histograms_np(src, ref), got)
 
 
+def test_full_scene_takes_the_compiled_path(shared_data, monkeypatch):
+    """Scenes over XLA_MIN_PIXELS use the XLA-compiled lookup; it must agree too (and with the plain path)."""
+    from landseg.data.histogram import XLA_MIN_PIXELS, match_histograms
+
+    folder = shared_data / "deepglobe" / "train"
+    src, ref = read_image(folder / "855_sat.jpg")[:1100, :1000], read_image(folder / "2774_sat.jpg")[::4, ::4]
+    assert src.shape[0] * src.shape[1] >= XLA_MIN_PIXELS
+    expected = sk_match(src, ref, channel_axis=-1)
+    got = match_histograms(src, ref).numpy()
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    monkeypatch.setenv("LANDSEG_NO_XLA", "1")
+    np.testing.assert_array_equal(match_histograms(src, ref).numpy(), got)
+
+
 def test_sparse_reference_levels(deepglobe_images):
     from landseg.data.histogram import match_histograms
 

@@ -111,6 +111,20 @@ def test_real_rgb_masks_decode_like_numpy_and_hist_reference(shared_data):
     np.testing.assert_array_equal(x[0, :h, :w], match_histograms_np(image, ref) / np.float32(255))
 
 
+@pytest.mark.parametrize("xla", ["0", "1"])
+def test_large_mask_lookup(shared_data, monkeypatch, xla):
+    """A 3.7 Mpx Dubai mask (over XLA_MIN_PIXELS: the compiled, padded lookup) decodes like numpy,
+    and the plain path (LANDSEG_NO_XLA=1) gives the same."""
+    monkeypatch.setenv("LANDSEG_NO_XLA", "0" if xla == "1" else "1")
+    folder = shared_data / "dubai-aerial" / "Tile 7"
+    s = Sample(str(folder / "images" / "image_part_001.jpg"), str(folder / "masks" / "image_part_001.png"))
+    mask = read_mask(s.mask, "dubai")
+    h, w = mask.shape
+    ds = build_dataset([s], "dubai", training=False, crop_size=(h, w), batch_size=1, cache=False)
+    (x, y), = list(ds.as_numpy_iterator())
+    np.testing.assert_array_equal(y[0], mask)
+
+
 def test_unknown_colour_stops_with_the_file_name(tmp_path, caplog):
     import tensorflow as tf
 
