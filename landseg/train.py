@@ -437,8 +437,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
+        from importlib import resources
+
         print("keys and defaults (landseg/configs/default.yaml):\n")
-        print(cfg.to_yaml(cfg.default_config()))
+        print(resources.files("landseg").joinpath("configs/default.yaml").read_text())
         return 0
     try:
         config_file, overrides = cfg.split_cli(argv)

@@ -8,9 +8,11 @@ from landseg.models.registry import ModelSpec, Option, _REGISTRY, register
 NAME = "tiny_test_net"
 
 
-def build_tiny(num_classes, input_shape, width=4, dropout=0.0, logits=False):
+def build_tiny(num_classes, input_shape, width=4, dropout=0.0, logits=False, freeze_encoder=False):
     inp = keras.Input(shape=tuple(input_shape), name="image")
-    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")(inp)
+    conv1 = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")  # the "encoder"
+    conv1.trainable = not freeze_encoder
+    x = conv1(inp)
     x = keras.layers.BatchNormalization(name="bn1")(x)
     if dropout:
         x = keras.layers.SpatialDropout2D(dropout, name="drop")(x)
@@ -20,4 +22,5 @@ def build_tiny(num_classes, input_shape, width=4, dropout=0.0, logits=False):
 
 if NAME not in _REGISTRY:
     register(ModelSpec(NAME, build_tiny, 1, {"width": Option(4, "conv width"), "dropout": Option(0.0, "dropout"),
-                                             "logits": Option(False, "logits")}, doc="test-only"))
+                                             "logits": Option(False, "logits"),
+                                             "freeze_encoder": Option(False, "freeze conv1")}, doc="test-only"))
