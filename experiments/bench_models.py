@@ -6,7 +6,7 @@ profiler on the frozen inference graph: Conv2D & co. count 2 FLOPs per multiply-
 achieved GFLOP/s (inference: forward FLOPs x img/s; training: 3 x forward FLOPs x img/s, the
 usual forward + 2x backward estimate). Writes a markdown table.
 
-    python experiments/bench_models.py --jit-models "sm.Unet(resnet34)" cse_unet   # ~40 min on 2 cores
+    python experiments/bench_models.py --jit-models "sm.Unet(resnet34)" cse_unet --jit-timeout 300  # ~30 min
     python experiments/bench_models.py --models cse_unet --size 64 --batch 2 --steps 1   # smoke test
 """
 
@@ -99,7 +99,11 @@ def run_worker(args, name: str, jit: bool) -> dict:
            "--batch", str(args.batch), "--warmup", str(args.warmup), "--steps", str(args.steps)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "SM_FRAMEWORK": "tf.keras"}
     t = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    limit = args.jit_timeout if jit else None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"model": name, "jit": jit, "error": f"not finished within {limit} s (killed; XLA compile + steps)"}
     if proc.returncode:
         return {"model": name, "jit": jit, "error": proc.stderr.strip().splitlines()[-1][:300]}
     res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -128,6 +132,7 @@ def main(argv=None) -> int:
     p.add_argument("--jit", choices=["off", "on", "both", "0", "1"], default="both")
     p.add_argument("--jit-models", nargs="+", default=None,
                    help="with --jit both: models also run with jit_compile=True (default: all)")
+    p.add_argument("--jit-timeout", type=float, default=None, help="seconds allowed per jit_compile=True worker")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--warmup", type=int, default=0, help="untimed calls after the first (tracing) call")

@@ -17,21 +17,31 @@ __all__ = ["build_model", "available_models", "get_model_spec", "check_input_siz
 
 def custom_objects() -> dict:
     """Every landseg layer (they are also registered under the 'landseg>' package names)."""
-    from .common import InputSizeCheck
+    from .common import FastBatchNorm, InputSizeCheck
     from .cse_unet import ConvBN, ConvStack, DualPathFusion, UpConcat
     from .deeplabv3 import ImagePooling
 
-    objs = [InputSizeCheck, ConvBN, ConvStack, DualPathFusion, UpConcat, ImagePooling]
+    objs = [InputSizeCheck, FastBatchNorm, ConvBN, ConvStack, DualPathFusion, UpConcat, ImagePooling]
     return {c.__name__: c for c in objs}
 
 
 def load_model(path, compile: bool = False, **kwargs):
     """keras.models.load_model with landseg's layers registered and SM_FRAMEWORK=tf.keras set.
 
-    ``compile=False`` by default: training compiles its own loss, prediction needs none.
+    ``compile=False`` by default: training compiles its own loss, prediction needs none. With
+    ``compile=True`` landseg's losses and metrics are imported first so they deserialize.
     """
     os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
     import keras
+
+    if compile:
+        import importlib
+
+        for module in ("landseg.losses", "landseg.metrics"):
+            try:
+                importlib.import_module(module)
+            except ImportError:  # pragma: no cover - those parts are optional for inference
+                pass
 
     path = os.fspath(path)
     if not os.path.isfile(path):

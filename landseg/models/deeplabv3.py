@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .common import InputSizeCheck
+from .common import FastBatchNorm, InputSizeCheck
 from .weights import check_weights_file, no_download, transfer_weights
 
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -29,7 +29,7 @@ class ImagePooling(layers.Layer):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.conv = layers.Conv2D(self.filters, 1, use_bias=False, name="conv")
-        self.bn = layers.BatchNormalization(name="bn")
+        self.bn = FastBatchNorm(name="bn")
 
     def build(self, input_shape):
         pooled = (input_shape[0], 1, 1, input_shape[-1])
@@ -51,24 +51,27 @@ class ImagePooling(layers.Layer):
 
 def _conv_bn_relu(x, filters, kernel, dilation=1, name=""):
     x = layers.Conv2D(filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FastBatchNorm(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _dilate_stage5(backbone: keras.Model) -> keras.Model:
-    """Clone ResNet50 with stage 5 at stride 1 and dilation 2 (output stride 16); same weights."""
+def _adapt_backbone(backbone: keras.Model, dilate: bool) -> keras.Model:
+    """Clone ResNet50 with fused BatchNorm (common.FastBatchNorm) and, for output stride 16,
+    stage 5 at stride 1 with dilation 2; weights carried over."""
 
     def clone(layer):
         cfg = layer.get_config()
-        if layer.name.startswith("conv5_block1_") and cfg.get("strides") == (2, 2):
+        if isinstance(layer, layers.BatchNormalization):
+            return FastBatchNorm.from_config(cfg)
+        if dilate and layer.name.startswith("conv5_block1_") and cfg.get("strides") == (2, 2):
             cfg["strides"] = (1, 1)
-        if layer.name.startswith("conv5_") and layer.name.endswith("_2_conv"):
+        if dilate and layer.name.startswith("conv5_") and layer.name.endswith("_2_conv"):
             cfg["dilation_rate"] = (2, 2)
         return layer.__class__.from_config(cfg)
 
-    dilated = keras.models.clone_model(backbone, clone_function=clone)
-    dilated.set_weights(backbone.get_weights())
-    return dilated
+    adapted = keras.models.clone_model(backbone, clone_function=clone)
+    adapted.set_weights(backbone.get_weights())
+    return adapted
 
 
 def _resnet50(bands: int, encoder_weights):
@@ -97,8 +100,7 @@ def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), outp
         encoder_weights = check_weights_file(os.fspath(encoder_weights))
     bands = int(input_shape[-1])
     backbone = _resnet50(bands, encoder_weights)
-    if output_stride == 16:
-        backbone = _dilate_stage5(backbone)
+    backbone = _adapt_backbone(backbone, dilate=output_stride == 16)
     backbone.name = "encoder"
     if freeze_encoder:  # as segmentation-models does: BatchNorm layers stay trainable
         for layer in backbone.layers:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..common import FastBatchNorm
+
 _PKG = "landseg"
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class ConvBN(layers.Layer):
-    """Conv (no bias) + BatchNorm (+ ReLU): the unit every CSE-UNet conv uses."""
+    """Conv (no bias) + BatchNorm (+ ReLU): the unit every CSE-UNet conv uses (fused BN on TF)."""
 
     def __init__(self, filters, kernel_size=3, strides=1, dilation_rate=1, activation=True, **kwargs):
         super().__init__(**kwargs)
@@ -19,7 +21,7 @@ class ConvBN(layers.Layer):
         self.dilation_rate, self.activation = int(dilation_rate), bool(activation)
         self.conv = layers.Conv2D(self.filters, self.kernel_size, strides=self.strides, padding="same",
                                   dilation_rate=self.dilation_rate, use_bias=False, name="conv")
-        self.bn = layers.BatchNormalization(name="bn")
+        self.bn = FastBatchNorm(name="bn")
 
     def build(self, input_shape):
         self.conv.build(input_shape)
