@@ -10,12 +10,22 @@ from landseg.io_utils import write_json
 
 
 @pytest.mark.slow
-def test_self_train_round_uses_pseudo_labels(tmp_path):
+def test_self_train_round_uses_pseudo_labels(tmp_path, capsys):
+    """Round 0 is a given (untrained) model, to keep the test short; round 1 really trains."""
+    from landseg.classmaps import get_classmap
     from landseg.config import from_dict
     from landseg.data.io import read_image, write_png
     from landseg.data.synthetic import generate_scene
+    from landseg.models import build_model
     from landseg.pseudolabel import load_pseudo_labelled
+    from landseg.runs import write_model_info
     from landseg.self_train import self_train
+
+    init = tmp_path / "init"
+    init.mkdir()
+    build_model("cse_unet", 6, base_width=4).save(init / "best.keras")
+    write_model_info(init, model="cse_unet", model_options={"base_width": 4}, classmap=get_classmap("synthetic"),
+                     bands=3, size_multiple=16, hist_reference=None)
 
     unlabelled = tmp_path / "unlabelled"
     for i in range(2):
@@ -28,9 +38,11 @@ def test_self_train_round_uses_pseudo_labels(tmp_path):
         "model": {"name": "cse_unet", "options": {"base_width": 4}},
         "train": {"epochs": 1, "batch_size": 2, "steps_per_epoch": 2, "val_steps": 1, "num_preview": 1, "verbose": 0},
     })
-    record = self_train(config, 1, str(unlabelled), 0.0, tile=32, progress=False)
+    record = self_train(config, 1, str(unlabelled), 0.0, tile=32, progress=False, init_model=str(init / "best.keras"))
     r0, r1 = record["rounds"]
-    assert Path(r0["model"]).is_file() and Path(r1["model"]).is_file()
+    assert not r0["trained"] and Path(r1["model"]).is_file()
+    # 6 synthetic scenes -> 5 train + 1 val; the 2 pseudo-labelled scenes join the training side
+    assert "7 training / 1 validation images" in capsys.readouterr().out
     assert r1["fraction_labelled"] == 1.0  # threshold 0 labels every pixel
     samples = load_pseudo_labelled(r1["pseudo_dir"])
     assert sorted(Path(s.image).name for s in samples) == ["u0.png", "u1.png"]
