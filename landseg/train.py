@@ -351,7 +351,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
         if first >= last:
             continue
         model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
-                  validation_steps=val_steps, callbacks=cb_list, verbose=t["verbose"])
+                  validation_steps=val_steps, callbacks=cb_list, verbose=t["verbose"], shuffle=False)
         if nan_guard.failed or model.stop_training and state.get("early_stopped"):
             break
 
