@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -234,7 +234,6 @@ class Timing:
     total_s: float = 0.0
     tiles: int = 0
     model_calls: int = 0
-    batches: list = field(default_factory=list)  # recorded model input batches when asked
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -288,7 +287,6 @@ class Predictor:
                 mult = mult * m.size_multiple // math.gcd(mult, m.size_multiple)
         self.size_multiple = int(mult)
         self.timing = Timing()
-        self.record_batches = False
 
     # -- preprocessing ---------------------------------------------------------------
     def _input_groups(self, image: np.ndarray) -> list[tuple[np.ndarray, list[int]]]:
@@ -316,8 +314,6 @@ class Predictor:
 
     # -- core --------------------------------------------------------------------------
     def _predict_batch(self, entry: ModelEntry, batch: np.ndarray) -> np.ndarray:
-        if self.record_batches:
-            self.timing.batches.append((entry, batch))
         t0 = time.perf_counter()
         out = entry.model.predict_on_batch(batch)
         out = np.asarray(out, dtype=np.float32)
@@ -487,7 +483,7 @@ def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
             ref = load_reference(ref_path)
         mult = int(info.get("size_multiple") or mult)
         logits = bool((info.get("model_options") or {}).get("logits", False))
-    return ModelEntry(model, float(weight), name=os.path.basename(path) if len(path) < 60 else path, hist_reference=ref, size_multiple=mult, logits=logits, info=info)
+    return ModelEntry(model, float(weight), name=path, hist_reference=ref, size_multiple=mult, logits=logits, info=info)
 
 
 def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) -> list[ModelEntry]:
@@ -498,8 +494,6 @@ def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) 
     if len(weights) != len(paths):
         raise ValueError(f"{len(weights)} weights for {len(paths)} models; give one weight per model")
     entries = [load_entry(p, w) for p, w in zip(paths, weights)]
-    for e, p in zip(entries, paths):
-        e.name = os.fspath(p)
     check_same_classes(entries)
     return entries
 
