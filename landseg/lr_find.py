@@ -20,7 +20,9 @@ from landseg import config as cfg  # noqa: E402
 
 
 def suggest_lr(lrs, losses) -> float:
-    """The learning rate of steepest descent of the smoothed loss (in log-lr), before divergence."""
+    """The learning rate of steepest descent of the smoothed loss (in log-lr), before divergence,
+    capped at a tenth of the lr of the lowest loss (Smith's rule: a short sweep on a noisy loss
+    can put the steepest point right at the edge of divergence)."""
     import numpy as np
 
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
@@ -32,7 +34,7 @@ def suggest_lr(lrs, losses) -> float:
     stop = int(np.argmin(losses)) + 1
     lrs, losses = lrs[: max(stop, 3)], losses[: max(stop, 3)]
     grad = np.gradient(losses, np.log10(lrs))
-    return float(lrs[int(np.argmin(grad))])
+    return float(min(lrs[int(np.argmin(grad))], lrs[int(np.argmin(losses))] / 10))
 
 
 def run_finder(model, train_ds, min_lr: float, max_lr: float, steps: int, beta: float = 0.9):
@@ -80,6 +82,9 @@ def find_lr(model, train_ds, config: dict, out_dir: str | os.PathLike) -> dict:
     f = config["lr_find"]
     lrs, losses = run_finder(model, train_ds, float(f["min_lr"]), float(f["max_lr"]), int(f["steps"]))
     suggestion = suggest_lr(lrs, losses)
+    if len(lrs) and losses[-1] <= min(losses) and lrs[-1] >= float(f["max_lr"]) * 0.99:
+        print("lr finder: the loss was still falling at lr_find.max_lr; the suggestion is a lower bound "
+              "(raise lr_find.max_lr or lr_find.steps)")
     out_dir = Path(out_dir)
     plot_lr_finder(lrs, losses, suggestion, out_dir / "lr_find.png")
     result = {"suggestion": suggestion, "lrs": [float(v) for v in lrs], "losses": [float(v) for v in losses]}

@@ -13,6 +13,9 @@ def test_suggestion_is_steepest_descent_of_a_known_curve():
     assert suggest_lr(lrs, losses) == pytest.approx(1e-3, rel=0.05)
     # a truncated sweep (stopped at divergence) gives the same answer
     assert suggest_lr(lrs[:-5], losses[:-5]) == pytest.approx(1e-3, rel=0.05)
+    # a loss still falling at the end of the sweep: capped at a tenth of the lowest-loss lr
+    falling = 2.0 - 1.5 / (1 + np.exp(-(np.log10(lrs) + 0.2) * 3))
+    assert suggest_lr(lrs, falling) == pytest.approx(0.1)
 
 
 def test_finder_sweeps_and_restores_weights():
