@@ -117,7 +117,7 @@ def table(results: list[dict]) -> str:
     rows = []
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['model']} | {r['jit']} | error: {r['error']} |||||||| |")
+            rows.append(f"| {r['model']} | {'on' if r['jit'] else 'off'} | error: {r['error']} |||||||| |")
             continue
         rows.append(f"| {r['model']} | {'on' if r['jit'] else 'off'} | {r['params'] / 1e6:.2f} | "
                     f"{r['gflops_per_image']:.1f} | {r['train_img_s']:.2f} | {r['infer_img_s']:.2f} | "
