@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tiny_model  # noqa: E402,F401  (registers tiny_test_net)
+import tiny_model  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tiny_test_net():
+    """tiny_test_net is in the model registry only while tests/train runs."""
+    tiny_model.register_tiny()
+    yield tiny_model.NAME
+    tiny_model.unregister_tiny()
 
 
 @pytest.fixture(scope="session")

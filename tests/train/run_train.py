@@ -5,7 +5,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tiny_model  # noqa: E402,F401
+import tiny_model  # noqa: E402
+
+tiny_model.register_tiny()
 
 from landseg.train import main  # noqa: E402
 

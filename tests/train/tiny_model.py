@@ -20,7 +20,13 @@ def build_tiny(num_classes, input_shape, width=4, dropout=0.0, logits=False, fre
     return keras.Model(inp, out, name=NAME)
 
 
-if NAME not in _REGISTRY:
-    register(ModelSpec(NAME, build_tiny, 1, {"width": Option(4, "conv width"), "dropout": Option(0.0, "dropout"),
-                                             "logits": Option(False, "logits"),
-                                             "freeze_encoder": Option(False, "freeze conv1")}, doc="test-only"))
+def register_tiny():
+    """Add the test model to the registry (undo with :func:`unregister_tiny`, so other tests never see it)."""
+    if NAME not in _REGISTRY:
+        register(ModelSpec(NAME, build_tiny, 1, {"width": Option(4, "conv width"), "dropout": Option(0.0, "dropout"),
+                                                 "logits": Option(False, "logits"),
+                                                 "freeze_encoder": Option(False, "freeze conv1")}, doc="test-only"))
+
+
+def unregister_tiny():
+    _REGISTRY.pop(NAME, None)
