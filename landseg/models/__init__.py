@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 
+# Importing the layer, loss and metric modules registers them, so plain keras.models.load_model
+# works on a trained (compiled) model after `import landseg.models`.
+from .. import losses as _losses, metrics as _metrics  # noqa: F401
+from . import common, cse_unet, deeplabv3  # noqa: F401
 from .registry import ModelSpec, Option, available_models, build_model, check_input_size, get_model_spec
 from .weights import WeightsNotFoundError
 

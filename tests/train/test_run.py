@@ -79,10 +79,10 @@ def test_outputs_and_tensorboard(tiny_config, tmp_path):
     # a run of the same command after it finished starts a new folder instead of overwriting
     assert runs.choose_run_dir(saved)[0].name == "tiny-2"
 
-    # best.keras loads in a fresh process (landseg.models.load_model = keras.models.load_model + its layers)
+    # best.keras loads, compiled, with plain keras.models.load_model in a fresh process
     load = subprocess.run([sys.executable, "-c",
-                           "import sys, numpy as np; from landseg.models import load_model; "
-                           "m = load_model(sys.argv[1]); "
+                           "import sys, numpy as np, keras, landseg.models; "
+                           "m = keras.models.load_model(sys.argv[1]); assert m.loss.name == 'partial_ce', m.loss; "
                            "print(m.predict(np.zeros((1, 32, 32, 3), 'float32'), verbose=0).shape)",
                            str(run_dir / "best.keras")], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
