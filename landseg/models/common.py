@@ -49,6 +49,11 @@ def classification_head(x, num_classes: int, logits: bool, name: str = "head"):
     return layers.Activation(act, dtype="float32", name=f"{name}_{'logits' if logits else 'softmax'}")(x)
 
 
+# PyTorch's default (its 0.1 = 1 - 0.9). Keras' 0.99 averages over ~100 steps, so on short CPU runs
+# the moving statistics lag the weights and validation scores trail training for epochs.
+BN_MOMENTUM = 0.9
+
+
 @keras.saving.register_keras_serializable(package="landseg")
 class FastBatchNorm(layers.BatchNormalization):
     """keras BatchNormalization that runs TF's fused kernel on the TensorFlow backend.

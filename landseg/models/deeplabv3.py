@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .common import FastBatchNorm, InputSizeCheck
+from .common import BN_MOMENTUM, FastBatchNorm, InputSizeCheck
 from .weights import check_weights_file, no_download, transfer_weights
 
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -29,7 +29,7 @@ class ImagePooling(layers.Layer):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.conv = layers.Conv2D(self.filters, 1, use_bias=False, name="conv")
-        self.bn = FastBatchNorm(name="bn")
+        self.bn = FastBatchNorm(momentum=BN_MOMENTUM, name="bn")
 
     def build(self, input_shape):
         pooled = (input_shape[0], 1, 1, input_shape[-1])
@@ -51,7 +51,7 @@ class ImagePooling(layers.Layer):
 
 def _conv_bn_relu(x, filters, kernel, dilation=1, name=""):
     x = layers.Conv2D(filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_conv")(x)
-    x = FastBatchNorm(name=f"{name}_bn")(x)
+    x = FastBatchNorm(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

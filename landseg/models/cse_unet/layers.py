@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..common import FastBatchNorm
+from ..common import BN_MOMENTUM, FastBatchNorm
 
 _PKG = "landseg"
 
@@ -21,7 +21,7 @@ class ConvBN(layers.Layer):
         self.dilation_rate, self.activation = int(dilation_rate), bool(activation)
         self.conv = layers.Conv2D(self.filters, self.kernel_size, strides=self.strides, padding="same",
                                   dilation_rate=self.dilation_rate, use_bias=False, name="conv")
-        self.bn = FastBatchNorm(name="bn")
+        self.bn = FastBatchNorm(momentum=BN_MOMENTUM, name="bn")
 
     def build(self, input_shape):
         self.conv.build(input_shape)
