@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
@@ -374,3 +375,14 @@ def split_cli(argv: Sequence[str]) -> tuple[str | None, list[str]]:
             overrides.append(a)
         i += 1
     return config_file, overrides
+
+
+def config_from_cli(argv: Sequence[str]) -> dict | None:
+    """``[--config FILE] [--strategy S] [key=value ...]`` -> the resolved config, or None after
+    printing what is wrong (the commands then exit with status 2)."""
+    try:
+        config_file, overrides = split_cli(argv)
+        return load_config(config_file, overrides)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return None

@@ -100,11 +100,8 @@ def main(argv=None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    try:
-        config_file, overrides = cfg.split_cli(argv)
-        config = cfg.load_config(config_file, overrides)
-    except cfg.ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+    config = cfg.config_from_cli(argv)
+    if config is None:
         return 2
     from landseg import runs
     from landseg.train import build_datasets, make_miou_metric, prepare_data, _compile

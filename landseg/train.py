@@ -442,11 +442,8 @@ def main(argv=None) -> int:
         print("keys and defaults (landseg/configs/default.yaml):\n")
         print(resources.files("landseg").joinpath("configs/default.yaml").read_text())
         return 0
-    try:
-        config_file, overrides = cfg.split_cli(argv)
-        config = cfg.load_config(config_file, overrides)
-    except cfg.ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+    config = cfg.config_from_cli(argv)
+    if config is None:
         return 2
     try:
         run_training(config)
