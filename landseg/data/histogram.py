@@ -28,7 +28,7 @@ NUM_LEVELS = 256
 # ---------------------------------------------------------------------- reference form
 def image_histogram(image: np.ndarray) -> np.ndarray:
     """Per-band counts of a uint8 (H, W, C) image: float64 (C, 256)."""
-    image = _as_hwc_uint8(image)
+    image = as_hwc_uint8(image)
     return np.stack([np.bincount(image[..., c].ravel(), minlength=NUM_LEVELS)
                      for c in range(image.shape[-1])]).astype(np.float64)
 
@@ -92,14 +92,15 @@ def _check_histogram(ref: np.ndarray, where: str) -> np.ndarray:
     return ref
 
 
-def _as_hwc_uint8(image) -> np.ndarray:
+def as_hwc_uint8(image, what: str = "histogram matching") -> np.ndarray:
+    """A uint8 (H, W, C) view of ``image`` (grey (H, W) gains a band axis); ``what`` names the caller in errors."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise ValueError(f"histogram matching works on uint8 images, got {image.dtype}")
+        raise ValueError(f"{what} takes uint8 images (as read from disk), got {image.dtype}")
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3:
-        raise ValueError(f"expected an (H, W, C) image, got shape {image.shape}")
+        raise ValueError(f"{what} takes (H, W, C) images, got shape {image.shape}")
     return image
 
 
@@ -117,7 +118,7 @@ def lookup_table_np(source_hist: np.ndarray, reference_hist: np.ndarray) -> np.n
 
 def match_histograms_np(image: np.ndarray, reference) -> np.ndarray:
     """numpy twin of :func:`match_histograms` (uint8 in, uint8 out); used at prediction time."""
-    image = _as_hwc_uint8(image)
+    image = as_hwc_uint8(image)
     ref = as_reference_histogram(reference)
     if ref.shape[0] != image.shape[-1]:
         raise ValueError(f"image has {image.shape[-1]} band(s), reference has {ref.shape[0]}")

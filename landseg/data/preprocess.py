@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landseg.data.histogram import as_reference_histogram, match_histograms_np
+from landseg.data.histogram import as_hwc_uint8, as_reference_histogram, match_histograms_np
 
 
 def prepare_image(image_uint8: np.ndarray, hist_reference=None) -> np.ndarray:
@@ -17,13 +17,7 @@ def prepare_image(image_uint8: np.ndarray, hist_reference=None) -> np.ndarray:
     ``hist_reference``: None, a (C, 256) reference histogram (``hist_reference.npy`` of a
     run), its path, or a uint8 reference image.
     """
-    image = np.asarray(image_uint8)
-    if image.dtype != np.uint8:
-        raise ValueError(f"prepare_image takes uint8 images (as read from disk), got {image.dtype}")
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3:
-        raise ValueError(f"prepare_image takes (H, W, C) images, got shape {image.shape}")
+    image = as_hwc_uint8(image_uint8, "prepare_image")
     if hist_reference is not None:
         image = match_histograms_np(image, as_reference_histogram(hist_reference))
     return image.astype(np.float32) / np.float32(255.0)
