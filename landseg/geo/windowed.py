@@ -34,10 +34,8 @@ from landseg.geo.raster import Normalisation, open_raster, read_window, select_b
 
 
 def _inference():
-    try:
-        from landseg.inference import predictor as inf  # after the restructure
-    except ImportError:  # pragma: no cover - before it
-        import landseg.inference as inf
+    import landseg.inference as inf  # make_grid, window_1d (landseg.inference.tiling)
+
     return inf
 
 

@@ -15,10 +15,7 @@ PALETTE = ((0, 0, 255), (255, 255, 0), (0, 128, 0))
 
 
 def _predictor(model, **kw):
-    try:
-        from landseg.inference.predictor import ModelEntry, Predictor
-    except ImportError:
-        from landseg.inference import ModelEntry, Predictor
+    from landseg.inference import ModelEntry, Predictor
     return Predictor(ModelEntry(model, size_multiple=4), **{"tile": 32, "overlap": 0.25, "batch_size": 3, **kw})
 
 
@@ -38,10 +35,7 @@ def test_streamed_equals_in_memory(model, shape):
 
 
 def test_streamed_equals_in_memory_with_tta_and_hist_reference(model):
-    try:
-        from landseg.inference.predictor import ModelEntry, Predictor
-    except ImportError:
-        from landseg.inference import ModelEntry, Predictor
+    from landseg.inference import ModelEntry, Predictor
     image = smooth_image(75, 66, bands=3, seed=8)
     ref = smooth_image(40, 40, bands=3, seed=9) // 2 + 60
     from landseg.data.histogram import image_histogram
