@@ -11,9 +11,7 @@ only in what its comparison varies (``tests/test_compare.py`` checks that). Runs
 arm whose run folder ``experiments/runs/compare/<run.name>/`` holds a finished run of the same
 config is not trained again (delete that folder to retrain). Every model is scored by the
 project's own ``python -m landseg.evaluate`` on whole validation scenes; self-training uses
-``python -m landseg.self_train``. ``landseg.evaluate`` takes one model, so the ensemble rows are
-scored by ``python experiments/compare.py ensemble-eval`` which runs the same code
-(``landseg.evaluate.select_samples/evaluate/report``) on a ``landseg.inference`` ensemble.
+``python -m landseg.self_train``; the ensemble rows by ``python -m landseg.evaluate --models A B``.
 
 Writes ``experiments/results/comparisons.md`` (one table per comparison with its commands) and
 ``experiments/results/comparisons.csv``, atomically (``landseg.io_utils``).
@@ -173,11 +171,8 @@ def command(step: str) -> list[str]:
     out = str(EVAL_DIR / step.split(":", 1)[1].replace("+", "_"))
     models = [str(model_path(m)) for m in st.models]
     tta = ["--tta", st.tta] if st.tta != "none" else []
-    if len(models) == 1:
-        return [py, "-m", "landseg.evaluate", "--model", models[0], "--dataset", DATASET, "--data-dir", DATA_DIR,
-                "--split", "val", "--output", out, "--no-progress"] + tta
-    return [py, "experiments/compare.py", "ensemble-eval", "--models", *models, "--dataset", DATASET,
-            "--data-dir", DATA_DIR, "--output", out] + tta
+    return [py, "-m", "landseg.evaluate", "--models", *models, "--dataset", DATASET, "--data-dir", DATA_DIR,
+            "--split", "val", "--output", out, "--no-progress"] + tta
 
 
 def eval_dir(step: str) -> Path:
@@ -233,11 +228,11 @@ def save_timing(step: str, record: dict) -> None:
 
 def _same_config(run_dir: Path, config_file: str) -> bool:
     from landseg import config as cfg
-    from landseg.runs import _comparable, read_run_config
+    from landseg.training.runs import comparable_config, read_run_config
 
     want = cfg.load_config(ROOT / config_file)
     have = read_run_config(ROOT / run_dir) or {}
-    return _comparable(have) == _comparable(want)
+    return comparable_config(have) == comparable_config(want)
 
 
 def is_done(step: str, reeval: bool) -> tuple[bool, str]:
@@ -490,9 +485,8 @@ def write_tables(only_steps: list[str] | None = None) -> None:
             md.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
             csv_rows.append({"comparison": key, "arm": label, **{k: v for k, v in r.items() if k != "label"}})
         if key == "ensemble":
-            md += ["", "`landseg.evaluate` scores one model, so the ensemble rows use `experiments/compare.py ensemble-eval`: "
-                   "the same `landseg.evaluate` functions (split, sliding-window predictor, metrics, report files) on a "
-                   "`landseg.inference.load_ensemble` ensemble (equal weights, probabilities averaged)."]
+            md += ["", "The ensemble rows are `landseg.evaluate --models A B`: the same split, sliding-window predictor, "
+                   "metrics and report files as one model, on the members' probabilities averaged (equal weights)."]
         if key == "pseudo":
             md += ["", "`train s` of the self-training row is the whole `landseg.self_train` command (pseudo-labelling the "
                    "unlabelled scenes with the baseline model, then training from scratch); the baseline it starts from is "
@@ -523,45 +517,9 @@ def write_tables(only_steps: list[str] | None = None) -> None:
     print(f"wrote {RESULTS_MD} and {RESULTS_CSV}")
 
 
-# ----------------------------------------------------------------------------- ensemble scoring
-def ensemble_eval(argv: list[str]) -> int:
-    """``landseg.evaluate`` for several models: same split, predictor, metrics and report files."""
-    from landseg import evaluate as ev
-    from landseg.classmaps import get_classmap
-    from landseg.inference import Predictor, load_ensemble
-
-    p = argparse.ArgumentParser(prog="python experiments/compare.py ensemble-eval")
-    p.add_argument("--models", nargs="+", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--tta", default="none")
-    a = p.parse_args(argv)
-    entries = load_ensemble(a.models)
-    ns = argparse.Namespace(dataset=a.dataset, data_dir=a.data_dir, layout=None, split="val", val_fraction=None, seed=None,
-                            model=a.models[0])
-    classmap_name, samples, split_info = ev.select_samples(ns)  # the first member's run config gives the split
-    for m in a.models[1:]:
-        _, other, _ = ev.select_samples(argparse.Namespace(**{**vars(ns), "model": m}))
-        if [s.image for s in other] != [s.image for s in samples]:
-            raise SystemExit(f"{m}: its validation split differs from {a.models[0]}'s; an ensemble score would mix seen images")
-    classmap = get_classmap(classmap_name)
-    predictor = Predictor(entries, tta=a.tta)
-    t0 = time.perf_counter()
-    total, rows, thumbs, failures = ev.evaluate(predictor, samples, classmap, progress=False)
-    settings = {"tile": predictor.tile, "overlap": predictor.overlap, "tta": a.tta, "window": predictor.window,
-                "ensemble": a.models}
-    res = ev.report(Path(a.output), model=a.models[0], dataset=a.dataset, classmap=classmap, split_info=split_info, total=total,
-                    rows=rows, thumbs=thumbs, failures=failures, settings=settings, seconds=time.perf_counter() - t0)
-    print(f"ensemble of {len(a.models)}: mIoU {res['miou']:.4f}, pixel accuracy {res['pixel_accuracy']:.4f} on {len(rows)} scenes")
-    return 1 if failures else 0
-
-
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["ensemble-eval"]:
-        return ensemble_eval(argv[1:])
     p = argparse.ArgumentParser(prog="python experiments/compare.py", description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
                    help="comparison(s) (" + ", ".join(c[0] for c in COMPARISONS) + ") or step(s); their dependencies run too")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
@@ -342,47 +341,3 @@ def _check_model_options(name: str, options: dict) -> None:
     if unknown:
         raise ConfigError(f"config key 'model.options': model {name!r} has no option(s) {unknown}; "
                           f"valid: {', '.join(sorted(valid))}")
-
-
-def to_yaml(config: dict) -> str:
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
-
-
-def split_cli(argv: Sequence[str]) -> tuple[str | None, list[str]]:
-    """``[--config FILE] [--strategy S] [key=value ...]`` -> (config file, overrides)."""
-    config_file, overrides = None, []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a in ("--config", "-c", "--strategy"):
-            if i + 1 >= len(args):
-                raise ConfigError(f"{a} needs a value")
-            if a == "--strategy":
-                overrides.append(f"train.strategy={args[i + 1]}")
-            else:
-                config_file = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("--config="):
-            config_file = a.split("=", 1)[1]
-        elif a.startswith("--strategy="):
-            overrides.append(f"train.strategy={a.split('=', 1)[1]}")
-        elif a.startswith("-"):
-            raise ConfigError(f"unknown option {a!r}; usage: [--config FILE.yaml] [--strategy "
-                              f"{'|'.join(STRATEGIES)}] [key.sub=value ...]")
-        else:
-            overrides.append(a)
-        i += 1
-    return config_file, overrides
-
-
-def config_from_cli(argv: Sequence[str]) -> dict | None:
-    """``[--config FILE] [--strategy S] [key=value ...]`` -> the resolved config, or None after
-    printing what is wrong (the commands then exit with status 2)."""
-    try:
-        config_file, overrides = split_cli(argv)
-        return load_config(config_file, overrides)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return None

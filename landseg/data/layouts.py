@@ -172,7 +172,31 @@ def dataset_info(name: str) -> tuple[str, str]:
     return DATASETS[name]
 
 
-def split_samples(samples, val_fraction: float = 0.3, seed: int = 0, by_group: bool = False):
+def resolve_dataset(name: str, *, layout: str | None = None, classmap: str | None = None) -> tuple[str, str]:
+    """(class map, layout) of a dataset name: the one place that maps a dataset to its class map and
+    layout. An explicit ``layout`` / ``classmap`` wins; ``synthetic`` is the built-in generator's
+    generic-layout folder; a name that is no dataset is taken as a class map and needs ``layout``."""
+    if name == "synthetic":
+        default_cm, default_layout = "synthetic", "generic"
+    elif name in DATASETS:
+        default_cm, default_layout = DATASETS[name]
+    elif layout is not None:
+        default_cm, default_layout = name, layout
+    else:
+        dataset_info(name)  # raises with the known names
+    return classmap or default_cm, layout or default_layout
+
+
+def resolve_classmap(name_or_path):
+    """The :class:`~landseg.classmaps.ClassMap` of a dataset name, class map name or class map file."""
+    from landseg.classmaps import get_classmap
+
+    if isinstance(name_or_path, str) and (name_or_path in DATASETS or name_or_path == "synthetic"):
+        return get_classmap(resolve_dataset(name_or_path)[0])
+    return get_classmap(name_or_path)
+
+
+def split_samples(samples, val_fraction: float = 0.2, seed: int = 0, by_group: bool = False):
     """Deterministic (train, val) split: shuffle with ``seed``, take ``val_fraction`` for validation.
 
     With ``by_group`` whole groups go to one side (needs at least two groups), so

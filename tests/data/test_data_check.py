@@ -8,7 +8,7 @@ import pytest
 
 from conftest import save
 from landseg.classmaps import get_classmap
-from landseg.data.__main__ import main
+from landseg.cli.data import main
 
 CM = get_classmap("deepglobe")
 

@@ -15,12 +15,12 @@ CLASSMAP = "synthetic"  # 6 classes
 
 
 def save_model(model, folder: Path, name="best.keras") -> Path:
-    from landseg.runs import write_model_info
+    from landseg.run_artifact import save_run
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     model.save(path)
-    write_model_info(folder, model="test_conv", model_options={}, classmap=get_classmap(CLASSMAP), bands=3,
+    save_run(folder, model="test_conv", model_options={}, classmap=get_classmap(CLASSMAP), bands=3,
                      size_multiple=1, hist_reference=None)
     return path
 
@@ -44,7 +44,7 @@ def scenes(tmp_path_factory):
 
 
 def test_predict_writes_everything_and_reports_unreadable(models, scenes, tmp_path, capsys):
-    from landseg.predict import main
+    from landseg.cli.predict import main
 
     (ma, pa), (mb, pb) = models
     d, imgs = scenes
@@ -71,7 +71,7 @@ def test_predict_writes_everything_and_reports_unreadable(models, scenes, tmp_pa
 
 
 def test_predict_refuses_models_with_different_class_counts(models, scenes, tmp_path, capsys):
-    from landseg.predict import main
+    from landseg.cli.predict import main
 
     (_, pa), _ = models
     other = save_model(pointwise_model(num_classes=4), tmp_path / "c")
@@ -82,7 +82,9 @@ def test_predict_refuses_models_with_different_class_counts(models, scenes, tmp_
 
 def test_pseudolabel_ignores_exactly_the_unconfident_pixels(models, scenes, tmp_path):
     from landseg.data.io import read_mask
-    from landseg.pseudolabel import load_pseudo_labelled, pseudolabel
+    from landseg.data.pseudo_labels import load_pseudo_labelled
+    from landseg.inference.predict import PredictorSettings
+    from landseg.inference.pseudolabel import pseudolabel
 
     (ma, pa), (mb, pb) = models
     d, imgs = scenes
@@ -90,8 +92,8 @@ def test_pseudolabel_ignores_exactly_the_unconfident_pixels(models, scenes, tmp_
     refs = {k: 0.5 * whole_probs(ma, v) + 0.5 * whole_probs(mb, v) for k, v in imgs.items()}
     # a threshold inside the confidence range, so that it really splits the pixels
     threshold = float(np.quantile(np.concatenate([r.max(-1).ravel() for r in refs.values()]), 0.4))
-    code = pseudolabel([pa, pb], d, out, threshold, tile=32, overlap=0.5, progress=False)
-    assert code == 1  # broken.png
+    summary = pseudolabel([pa, pb], d, out, threshold, settings=PredictorSettings(tile=32, overlap=0.5))
+    assert [Path(f["image"]).name for f in summary["failed"]] == ["broken.png"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["threshold"] == threshold and summary["images_dir"] == str(d.resolve())
     samples = load_pseudo_labelled(out)
@@ -116,7 +118,7 @@ def test_evaluate_matches_sklearn(models, tmp_path):
     from sklearn.metrics import confusion_matrix, jaccard_score
 
     from landseg.data.synthetic import ensure_synthetic_dataset
-    from landseg.evaluate import main
+    from landseg.cli.evaluate import main
 
     (ma, pa), _ = models
     root = ensure_synthetic_dataset(tmp_path / "syn", n_images=3, size=48, seed=3)

@@ -17,14 +17,15 @@ def test_self_train_round_uses_pseudo_labels(tmp_path, capsys):
     from landseg.data.io import read_image, write_png
     from landseg.data.synthetic import generate_scene
     from landseg.models import build_model
-    from landseg.pseudolabel import load_pseudo_labelled
-    from landseg.runs import write_model_info
-    from landseg.self_train import self_train
+    from landseg.data.pseudo_labels import load_pseudo_labelled
+    from landseg.run_artifact import save_run
+    from landseg.inference.predict import PredictorSettings
+    from landseg.training.self_train import self_train
 
     init = tmp_path / "init"
     init.mkdir()
     build_model("cse_unet", 6, base_width=4).save(init / "best.keras")
-    write_model_info(init, model="cse_unet", model_options={"base_width": 4}, classmap=get_classmap("synthetic"),
+    save_run(init, model="cse_unet", model_options={"base_width": 4}, classmap=get_classmap("synthetic"),
                      bands=3, size_multiple=16, hist_reference=None)
 
     unlabelled = tmp_path / "unlabelled"
@@ -38,7 +39,7 @@ def test_self_train_round_uses_pseudo_labels(tmp_path, capsys):
         "model": {"name": "cse_unet", "options": {"base_width": 4}},
         "train": {"epochs": 1, "batch_size": 2, "steps_per_epoch": 2, "val_steps": 1, "num_preview": 1, "verbose": 0},
     })
-    record = self_train(config, 1, str(unlabelled), 0.0, tile=32, progress=False, init_model=str(init / "best.keras"))
+    record = self_train(config, 1, str(unlabelled), 0.0, settings=PredictorSettings(tile=32), init_model=str(init / "best.keras"))
     r0, r1 = record["rounds"]
     assert not r0["trained"] and Path(r1["model"]).is_file()
     # 6 synthetic scenes -> 5 train + 1 val; the 2 pseudo-labelled scenes join the training side
@@ -57,7 +58,7 @@ def test_self_train_round_uses_pseudo_labels(tmp_path, capsys):
 
 def test_load_pseudo_labelled_names_missing_files(tmp_path):
     from landseg.data.errors import DataError
-    from landseg.pseudolabel import load_pseudo_labelled
+    from landseg.data.pseudo_labels import load_pseudo_labelled
 
     with pytest.raises(DataError, match="summary"):
         load_pseudo_labelled(tmp_path)
@@ -67,8 +68,8 @@ def test_load_pseudo_labelled_names_missing_files(tmp_path):
 
 
 def test_pseudo_mask_threshold():
-    from landseg.pseudolabel import pseudo_mask
+    from landseg.inference.pseudolabel import pseudo_mask
 
     labels = np.array([[0, 1], [2, 3]], np.uint8)
     conf = np.array([[0.2, 0.5], [0.49, 0.9]], np.float32)
-    np.testing.assert_array_equal(pseudo_mask(labels, conf, 0.5), [[255, 1], [255, 3]])
+    np.testing.assert_array_equal(pseudo_mask(labels, conf, 0.5, 255), [[255, 1], [255, 3]])

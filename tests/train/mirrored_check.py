@@ -12,9 +12,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
-from landseg.train import make_loss, make_miou_metric, make_optimizer, make_strategy, metric_confusion  # noqa: E402
+from landseg.classmaps import ClassMap  # noqa: E402
+from landseg.training.setup import make_loss, make_miou_metric, make_optimizer, make_strategy, metric_confusion  # noqa: E402
 
-CONFIG = {"loss": {"name": "partial_ce", "ignore_index": 255, "options": {}}}
+CONFIG = {"loss": {"name": "partial_ce", "options": {}}}
+CLASSMAP = ClassMap("three", ("a", "b", "c"), ((0, 0, 0), (1, 1, 1), (2, 2, 2)), "index", index_values=(0, 1, 2))
 OPT = {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0}
 
 
@@ -35,8 +37,8 @@ for name in ("default", "mirrored"):
     with strategy.scope():
         model = tiny()
         model.set_weights(init)
-        metric = make_miou_metric(3, 255)
-        model.compile(optimizer=make_optimizer(OPT), loss=make_loss(CONFIG, 3), metrics=[metric])
+        metric = make_miou_metric(CLASSMAP)
+        model.compile(optimizer=make_optimizer(OPT), loss=make_loss(CONFIG, CLASSMAP), metrics=[metric])
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # global batch 8 -> 4 per replica
     hist = model.fit(ds, epochs=1, verbose=0)
     ev = model.evaluate(ds, verbose=0, return_dict=True)

@@ -9,6 +9,6 @@ import tiny_model  # noqa: E402
 
 tiny_model.register_tiny()
 
-from landseg.train import main  # noqa: E402
+from landseg.cli.train import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))

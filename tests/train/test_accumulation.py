@@ -5,7 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from landseg.train import make_optimizer  # noqa: E402
+from landseg.training.setup import make_optimizer  # noqa: E402
 
 
 def _tiny_model(seed=0):

@@ -26,12 +26,18 @@ def test_file_then_overrides_merge_in_order(tmp_path):
     assert c["schedule"] == cfg.default_config()["schedule"]  # untouched sections keep defaults
 
 
-def test_cli_split():
-    assert cfg.split_cli(["--config", "x.yaml", "--strategy", "mirrored", "a.b=1"]) == (
-        "x.yaml", ["train.strategy=mirrored", "a.b=1"])
-    assert cfg.split_cli(["--config=y.yaml"]) == ("y.yaml", [])
-    with pytest.raises(cfg.ConfigError, match="usage"):
-        cfg.split_cli(["--bogus"])
+def test_cli_config_args():
+    import argparse
+
+    from landseg.cli.common import add_config_args
+
+    p = argparse.ArgumentParser()
+    add_config_args(p)
+    a = p.parse_args(["--config", "x.yaml", "--strategy", "mirrored", "a.b=1"])
+    assert (a.config, a.strategy, a.overrides) == ("x.yaml", "mirrored", ["a.b=1"])
+    assert p.parse_args(["--config=y.yaml"]).config == "y.yaml"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--bogus"])
 
 
 @pytest.mark.parametrize("override, expected", [

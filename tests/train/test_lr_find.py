@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from landseg.lr_find import suggest_lr
+from landseg.training.lr_finder import suggest_lr
 
 
 def test_suggestion_is_steepest_descent_of_a_known_curve():
@@ -23,8 +23,8 @@ def test_finder_sweeps_and_restores_weights():
     import tensorflow as tf
 
     from landseg.losses import get_loss
-    from landseg.lr_find import run_finder
-    from landseg.train import make_optimizer
+    from landseg.training.lr_finder import run_finder
+    from landseg.training.setup import make_optimizer
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 3))

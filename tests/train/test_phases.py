@@ -5,7 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from landseg.train import run_training  # noqa: E402
+from landseg.training import run_training  # noqa: E402
 
 
 class Snapshots(keras.callbacks.Callback):
@@ -30,7 +30,7 @@ def test_lr_find_flag_then_init_from_then_freeze_and_unfreeze(tiny_config):
     import csv
     import json
 
-    from landseg.callbacks import lr_at
+    from landseg.training.callbacks import lr_at
     from landseg.config import from_dict
 
     c1 = tiny_config(run={"name": "phase1"}, train={"epochs": 1, "lr_find": True}, lr_find={"steps": 8})

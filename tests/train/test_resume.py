@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from landseg.callbacks import KILL_ENV, lr_at
+from landseg.training.callbacks import KILL_ENV, lr_at
 
 REPO = Path(__file__).resolve().parents[2]
 

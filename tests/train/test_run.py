@@ -15,9 +15,11 @@ import yaml
 keras = pytest.importorskip("keras")
 
 from landseg import config as cfg  # noqa: E402
-from landseg import runs  # noqa: E402
+from landseg.run_artifact import load_run  # noqa: E402
+from landseg.training import runs  # noqa: E402
 from landseg.classmaps import get_classmap  # noqa: E402
-from landseg.train import TrainingDiverged, main, run_training  # noqa: E402
+from landseg.cli.train import main  # noqa: E402
+from landseg.training import TrainingDiverged, run_training  # noqa: E402
 
 
 def _history(run_dir):
@@ -42,11 +44,15 @@ def test_outputs_and_tensorboard(tiny_config, tmp_path):
 
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved == cfg.from_dict(config)  # the exact resolved config
-    info = runs.read_model_info(run_dir / "best.keras")
-    assert info["model"] == "cse_unet" and info["bands"] == 3 and info["hist_reference"] is None
-    assert info["model_options"] == {"base_width": 4, "dropout": 0.0} and info["size_multiple"] == 16
-    assert info["classmap"] == cm.to_dict()
-    assert runs.read_model_info(tmp_path / "elsewhere" / "m.keras") is None
+    info = load_run(run_dir / "best.keras")
+    assert info.model == "cse_unet" and info.bands == 3 and info.hist_reference is None
+    assert info.model_options == {"base_width": 4, "dropout": 0.0} and info.size_multiple == 16
+    assert info.classmap == cm and info.unknown_mask_values == "error"
+    assert info.config() == saved
+    # the split is recorded with its files, and the later stages read it from here
+    assert info.split["val_fraction"] == saved["data"]["val_fraction"] and info.split["val"]
+    assert {s.image for s in info.split_samples("val")}.isdisjoint(s.image for s in info.split_samples("train"))
+    assert load_run(tmp_path / "elsewhere" / "m.keras") is None
 
     per_class = json.loads((run_dir / "per_class_iou.json").read_text())
     assert [r["class"] for r in per_class["classes"]] == list(cm.class_names)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from landseg.callbacks import lr_at
+from landseg.training.callbacks import lr_at
 
 BASE = {"warmup_epochs": 0, "min_lr_fraction": 0.1, "plateau_factor": 0.5, "plateau_patience": 2}
 

@@ -1,4 +1,4 @@
-"""Whole-scene inference: sliding window, test-time augmentation and model ensembles.
+"""Whole-scene prediction: sliding window, test-time augmentation and model ensembles.
 
 Scenes are larger than anything a model sees in training, so they are cut into
 overlapping tiles that go through the models in batches. Each tile's probabilities are
@@ -23,175 +23,15 @@ the models' probabilities (optionally weighted); models must agree on the class 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 0.25
-DEFAULT_BATCH = 4
-DEFAULT_SIZE_MULTIPLE = 32
-WINDOWS = ("hann", "uniform")
-
-
-# ----------------------------------------------------------------------------- TTA
-@dataclass(frozen=True)
-class Transform:
-    """One element of D4: flip the width axis (optional), then rotate by ``k`` quarter turns."""
-
-    k: int = 0
-    flip: bool = False
-
-    @property
-    def name(self) -> str:
-        return ("flip+" if self.flip else "") + f"rot{90 * self.k}"
-
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """(B, H, W, C) -> transformed batch."""
-        if self.flip:
-            batch = batch[:, :, ::-1]
-        if self.k:
-            batch = np.rot90(batch, self.k, axes=(1, 2))
-        return np.ascontiguousarray(batch)
-
-    def inverse(self, batch: np.ndarray) -> np.ndarray:
-        """Undo :meth:`forward` exactly (rotate back, then flip back)."""
-        if self.k:
-            batch = np.rot90(batch, -self.k, axes=(1, 2))
-        if self.flip:
-            batch = batch[:, :, ::-1]
-        return batch
-
-
-IDENTITY = Transform()
-TTA_MODES = {
-    "none": (IDENTITY,),
-    # identity, horizontal flip, vertical flip (= rot180 of the hflip), rot180
-    "flips": (IDENTITY, Transform(0, True), Transform(2, True), Transform(2, False)),
-    "d4": tuple(Transform(k, f) for f in (False, True) for k in range(4)),
-}
-
-
-def get_tta(tta) -> tuple[Transform, ...]:
-    """``None``/``False`` -> identity only; ``True`` -> all 8 of D4; a mode name; or a list of Transforms."""
-    if tta is None or tta is False:
-        return TTA_MODES["none"]
-    if tta is True:
-        return TTA_MODES["d4"]
-    if isinstance(tta, str):
-        if tta not in TTA_MODES:
-            raise ValueError(f"unknown TTA mode {tta!r}; choose one of {sorted(TTA_MODES)}")
-        return TTA_MODES[tta]
-    transforms = tuple(tta)
-    if not transforms or not all(isinstance(t, Transform) for t in transforms):
-        raise ValueError("tta must be None, a bool, a mode name or a non-empty list of Transform")
-    return transforms
-
-
-# ----------------------------------------------------------------------------- tiling
-def round_up(n: int, multiple: int) -> int:
-    return int(math.ceil(n / multiple) * multiple)
-
-
-def tile_positions(length: int, tile: int, stride: int) -> list[int]:
-    """Tile starts covering ``[0, length)`` with stride ``stride``; the last tile ends at ``length``."""
-    if length <= tile:
-        return [0]
-    n = int(math.ceil((length - tile) / stride)) + 1
-    return sorted({min(i * stride, length - tile) for i in range(n)})
-
-
-def ramp(overlap: int, margin: int) -> np.ndarray:
-    """Rising weights over ``overlap`` pixels: 0 for the first ``margin``, then sin^2 up to 1.
-
-    ``ramp(o, m) + ramp(o, m)[::-1] == 1``, so two neighbours' ramps blend to a constant.
-    """
-    if overlap <= 0:
-        return np.ones(0, np.float32)
-    width = max(overlap - 2 * margin, 1)
-    t = np.clip((np.arange(overlap) + 0.5 - margin) / width, 0.0, 1.0)
-    return (np.sin(0.5 * np.pi * t) ** 2).astype(np.float32)
-
-
-def window_1d(tile: int, overlap: int, has_prev: bool, has_next: bool, window: str = "hann", margin: int | None = None) -> np.ndarray:
-    """Weights along one axis of a tile; tapered only towards neighbouring tiles."""
-    w = np.ones(tile, np.float32)
-    if window == "uniform" or overlap <= 0:
-        return w
-    if window != "hann":
-        raise ValueError(f"unknown window {window!r}; choose one of {WINDOWS}")
-    overlap = min(overlap, tile)
-    if margin is None:
-        margin = overlap // 4
-    r = ramp(overlap, margin)
-    if has_prev:
-        w[:overlap] *= r
-    if has_next:
-        w[tile - overlap :] *= r[::-1]
-    return w
-
-
-@dataclass(frozen=True)
-class TileGrid:
-    """Where the tiles of one (padded) scene lie."""
-
-    height: int  # original scene size
-    width: int
-    padded_height: int
-    padded_width: int
-    tile_h: int
-    tile_w: int
-    stride_h: int
-    stride_w: int
-    ys: tuple[int, ...]
-    xs: tuple[int, ...]
-
-    @property
-    def num_tiles(self) -> int:
-        return len(self.ys) * len(self.xs)
-
-    def tiles(self):
-        """(y, x) starts in row-major order (the order the streaming blend relies on)."""
-        for y in self.ys:
-            for x in self.xs:
-                yield y, x
-
-
-def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, size_multiple: int = DEFAULT_SIZE_MULTIPLE) -> TileGrid:
-    """Lay out tiles of ``tile`` px (rounded up to ``size_multiple``) with fractional ``overlap``.
-
-    A scene smaller than a tile along an axis gets one tile of the scene's size rounded up
-    to ``size_multiple``; the difference is filled by reflection (see :func:`pad_image`).
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"empty scene of size {height}x{width}")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    size_multiple = max(int(size_multiple), 1)
-    tile = round_up(max(int(tile), 1), size_multiple)
-    tile_h = min(tile, round_up(height, size_multiple))
-    tile_w = min(tile, round_up(width, size_multiple))
-    ph, pw = max(height, tile_h), max(width, tile_w)
-    stride = max(int(round(tile * (1.0 - overlap))), 1)
-    return TileGrid(
-        height, width, ph, pw, tile_h, tile_w, min(stride, tile_h), min(stride, tile_w),
-        tuple(tile_positions(ph, tile_h, stride)), tuple(tile_positions(pw, tile_w, stride)),
-    )
-
-
-def pad_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Reflect-pad an HxWxC image at the bottom/right to at least ``height`` x ``width``."""
-    dh, dw = height - image.shape[0], width - image.shape[1]
-    if dh <= 0 and dw <= 0:
-        return image
-    pads = ((0, max(dh, 0)), (0, max(dw, 0))) + ((0, 0),) * (image.ndim - 2)
-    # 'reflect' needs at least 2 pixels along an axis; 'symmetric' repeats a single one.
-    mode = "reflect" if min(image.shape[:2]) > 1 else "symmetric"
-    return np.pad(image, pads, mode=mode)
-
+from landseg.inference.tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_SIZE_MULTIPLE, DEFAULT_TILE, WINDOWS,
+                                      TileGrid, make_grid, pad_image, window_1d)
+from landseg.inference.tta import get_tta
 
 # ----------------------------------------------------------------------------- models
 @dataclass
@@ -204,7 +44,7 @@ class ModelEntry:
     hist_reference: np.ndarray | None = None
     size_multiple: int = DEFAULT_SIZE_MULTIPLE
     logits: bool = False
-    info: dict | None = None
+    run: object | None = None  # landseg.run_artifact.RunArtifact of the model's training run, if any
 
     @property
     def num_classes(self) -> int:
@@ -423,11 +263,7 @@ def check_same_classes(models: Sequence[ModelEntry]) -> None:
     if len({c for _, c in counts}) > 1:
         listing = ", ".join(f"{n} has {c}" for n, c in counts)
         raise ValueError(f"models disagree on the number of classes ({listing}); an ensemble needs the same classes in every model")
-    names = [
-        (m.name, tuple(m.info["classmap"]["class_names"]))
-        for m in models
-        if m.info and isinstance(m.info.get("classmap"), dict) and "class_names" in m.info["classmap"]
-    ]
+    names = [(m.name, tuple(m.run.classmap.class_names)) for m in models if m.run is not None]
     if len({n for _, n in names}) > 1:
         listing = "; ".join(f"{n}: {list(c)}" for n, c in names)
         raise ValueError(f"models disagree on the classes ({listing}); an ensemble needs the same classes in every model")
@@ -452,74 +288,3 @@ def match_to_reference(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     from landseg.data.histogram import as_reference_histogram, match_histograms_np
 
     return np.asarray(match_histograms_np(image, as_reference_histogram(reference)), dtype=np.uint8)
-
-
-# ----------------------------------------------------------------------------- loading
-def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
-    """Load a saved model and what its run folder says about it (model_info.json)."""
-    from landseg.models import load_model
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: model file not found")
-    info = None
-    try:
-        from landseg.runs import read_model_info
-
-        info = read_model_info(path)
-    except ImportError:  # pragma: no cover - training part absent
-        info = None
-    model = load_model(path)
-    ref = None
-    mult = DEFAULT_SIZE_MULTIPLE
-    logits = False
-    if info:
-        if info.get("hist_reference"):
-            from landseg.data.histogram import load_reference
-
-            ref_path = info["hist_reference"]
-            if not os.path.isabs(ref_path):
-                ref_path = os.path.join(os.path.dirname(os.path.abspath(path)), ref_path)
-            ref = load_reference(ref_path)
-        mult = int(info.get("size_multiple") or mult)
-        logits = bool((info.get("model_options") or {}).get("logits", False))
-    return ModelEntry(model, float(weight), name=path, hist_reference=ref, size_multiple=mult, logits=logits, info=info)
-
-
-def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) -> list[ModelEntry]:
-    if not paths:
-        raise ValueError("no models given")
-    if weights is None:
-        weights = [1.0] * len(paths)
-    if len(weights) != len(paths):
-        raise ValueError(f"{len(weights)} weights for {len(paths)} models; give one weight per model")
-    entries = [load_entry(p, w) for p, w in zip(paths, weights)]
-    check_same_classes(entries)
-    return entries
-
-
-def ensemble_classmap(entries: Sequence[ModelEntry], dataset: str | None = None):
-    """Class map for outputs: ``--dataset`` if given, else the one saved with the first model."""
-    from landseg.classmaps import ClassMap, get_classmap
-
-    if dataset:
-        try:
-            from landseg.data.layouts import DATASETS
-
-            if dataset in DATASETS:
-                dataset = DATASETS[dataset][0]
-        except ImportError:  # pragma: no cover
-            pass
-        cm = get_classmap(dataset)
-    else:
-        cm = None
-        for e in entries:
-            if e.info and isinstance(e.info.get("classmap"), dict):
-                cm = ClassMap.from_dict(e.info["classmap"])
-                break
-        if cm is None:
-            raise ValueError("no class map: the models have no model_info.json beside them; pass --dataset NAME")
-    n = entries[0].num_classes
-    if cm.num_classes != n:
-        raise ValueError(f"class map {cm.name!r} has {cm.num_classes} classes but the models predict {n}")
-    return cm

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from landseg.io_utils import atomic_path, write_text
-from landseg import runs
+from landseg.training import runs
 
 KILL_ENV = "LANDSEG_TEST_KILL_AT_EPOCH"  # test hook: SIGKILL this process in that (0-based) epoch, at batch 1
 
@@ -300,7 +300,7 @@ class PerClassIoU(keras.callbacks.Callback):
         if logs is None or "val_miou" not in logs:
             return
         from landseg.metrics import iou_per_class
-        from landseg.train import metric_confusion
+        from landseg.training.setup import metric_confusion
 
         iou = np.asarray(iou_per_class(metric_confusion(self.metric)), np.float64)
         for name, v in zip(self.classmap.class_names, iou):

@@ -1,8 +1,8 @@
-"""Run folders: where a training writes, how a killed run is found again, and what inference reads.
+"""Run folders: where a training writes and how a killed run is found again.
 
-A run folder ``<output_dir>/<run_name>/`` holds the resolved ``config.yaml``, ``model_info.json``
-(what a ``.keras`` file needs to be used: model, class map, histogram reference, bands),
-checkpoints and the resume state ``state.json``. The same command reaches the same folder, so
+A run folder ``<output_dir>/<run_name>/`` holds the resolved ``config.yaml``, the run artifact
+``model_info.json`` (:mod:`landseg.run_artifact`: what later stages need), checkpoints and the
+resume state ``state.json``. The same command reaches the same folder, so
 a run killed mid-way continues where it stopped instead of starting over.
 """
 
@@ -18,10 +18,9 @@ from pathlib import Path
 import yaml
 
 from landseg.io_utils import write_json, write_text
+from landseg.run_artifact import CONFIG_FILE
 
 STATE_FILE = "state.json"
-CONFIG_FILE = "config.yaml"
-MODEL_INFO_FILE = "model_info.json"
 # Keys that may differ between a killed run and its restart (they do not change what is trained).
 _RESUME_INSENSITIVE = {("run", "resume"), ("train", "verbose"), ("train", "resume_from"), ("train", "lr_find")}
 
@@ -34,7 +33,7 @@ def default_run_name(config: dict) -> str:
     return config["run"]["name"] or f"{config['data']['name']}-{config['model']['name']}"
 
 
-def _comparable(config: dict) -> dict:
+def comparable_config(config: dict) -> dict:
     c = copy.deepcopy(config)
     for section, key in _RESUME_INSENSITIVE:
         c.get(section, {}).pop(key, None)
@@ -84,7 +83,7 @@ def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
         state = read_state(last)
         if (config["run"]["resume"] == "auto" and state is not None and not state.get("finished")
                 and state.get("epochs_completed", 0) > 0
-                and _comparable(read_run_config(last) or {}) == _comparable(config)):
+                and comparable_config(read_run_config(last) or {}) == comparable_config(config)):
             return last, state
         idx = candidates.index(last)
         for d in candidates[idx + 1:]:
@@ -122,37 +121,3 @@ def check_free_space(folder: str | os.PathLike, need_bytes: int) -> None:
 
 def write_config(run_dir: str | os.PathLike, config: dict) -> None:
     write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
-
-
-def write_model_info(run_dir: str | os.PathLike, *, model: str, model_options: dict, classmap, bands: int,
-                     size_multiple: int, hist_reference: str | None) -> dict:
-    info = {
-        "model": model,
-        "model_options": dict(model_options),
-        "classmap": classmap.to_dict(),
-        "hist_reference": hist_reference,
-        "bands": int(bands),
-        "size_multiple": int(size_multiple),
-        "config": CONFIG_FILE,
-    }
-    write_json(Path(run_dir) / MODEL_INFO_FILE, info)
-    return info
-
-
-def read_model_info(model_path: str | os.PathLike) -> dict | None:
-    """``model_info.json`` beside a ``.keras`` file (or in a run folder), or None when absent.
-
-    Relative file entries (``hist_reference``, ``config``) are resolved against that folder and
-    returned as absolute paths, so callers can open them directly.
-    """
-    p = Path(model_path)
-    folder = p if p.is_dir() else p.parent
-    path = folder / MODEL_INFO_FILE
-    if not path.is_file():
-        return None
-    with open(path) as f:
-        info = json.load(f)
-    for key in ("hist_reference", "config"):
-        if info.get(key):
-            info[key] = str((folder / info[key]).resolve())
-    return info

@@ -1,0 +1,54 @@
+"""Ensembles: load saved models with their run artifacts, check they agree, and pick the class map."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from landseg.inference.predictor import ModelEntry, check_same_classes
+from landseg.inference.tiling import DEFAULT_SIZE_MULTIPLE
+
+# ----------------------------------------------------------------------------- loading
+def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
+    """Load a saved model and its training run's artifact (:func:`landseg.run_artifact.load_run`)."""
+    from landseg.models import load_model
+    from landseg.run_artifact import load_run
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: model file not found")
+    run = load_run(path)
+    model = load_model(path)
+    if run is None:
+        return ModelEntry(model, float(weight), name=path, size_multiple=DEFAULT_SIZE_MULTIPLE)
+    return ModelEntry(model, float(weight), name=path, hist_reference=run.load_hist_reference(),
+                      size_multiple=run.size_multiple, logits=bool(run.model_options.get("logits", False)), run=run)
+
+
+def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) -> list[ModelEntry]:
+    if not paths:
+        raise ValueError("no models given")
+    if weights is None:
+        weights = [1.0] * len(paths)
+    if len(weights) != len(paths):
+        raise ValueError(f"{len(weights)} weights for {len(paths)} models; give one weight per model")
+    entries = [load_entry(p, w) for p, w in zip(paths, weights)]
+    check_same_classes(entries)
+    return entries
+
+
+def ensemble_classmap(entries: Sequence[ModelEntry], dataset: str | None = None):
+    """Class map for outputs: ``--dataset`` (a dataset or class map name) if given, else the one
+    saved with the first model's run."""
+    from landseg.data.layouts import resolve_classmap
+
+    if dataset:
+        cm = resolve_classmap(dataset)
+    else:
+        cm = next((e.run.classmap for e in entries if e.run is not None), None)
+        if cm is None:
+            raise ValueError("no class map: the models have no model_info.json beside them; pass --dataset NAME")
+    n = entries[0].num_classes
+    if cm.num_classes != n:
+        raise ValueError(f"class map {cm.name!r} has {cm.num_classes} classes but the models predict {n}")
+    return cm

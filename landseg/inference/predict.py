@@ -1,0 +1,200 @@
+"""Map a folder of scenes with one model or an ensemble (the library behind ``landseg predict``).
+
+Outputs, per input image ``<stem>``: ``colour/<stem>.png`` (palette of the class map),
+``classes/<stem>.png`` (class indices), ``overlay/<stem>.png`` (mask blended on the image),
+``confidence/<stem>.png`` (ensemble probability of the chosen class, 0-255) and, with
+``save_probs``, ``probs/<stem>.npy`` (float16 HxWxC). Every file is written atomically.
+An image that cannot be read (or predicted) is recorded by name and skipped; the others
+are still written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from landseg.inference.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, make_grid
+from landseg.io_utils import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+OUTPUT_KINDS = ("colour", "classes", "overlay", "confidence")
+
+
+@dataclass
+class PredictorSettings:
+    """How scenes are cut and augmented; shared by predict, pseudolabel and evaluate."""
+
+    tile: int = DEFAULT_TILE
+    overlap: float = DEFAULT_OVERLAP
+    batch_size: int = DEFAULT_BATCH
+    tta: str = "none"
+
+    def build(self, entries):
+        from landseg.inference.predictor import Predictor
+
+        return Predictor(entries, tile=self.tile, overlap=self.overlap, batch_size=self.batch_size, tta=self.tta)
+
+
+# A progress factory: ``progress(total, desc)`` -> a context manager with ``update(n)`` (e.g. tqdm); None = silent.
+Progress = Callable[..., object]
+
+
+class _Silent:
+    def update(self, n=1):
+        pass
+
+
+def _bar(progress: Progress | None, total: int, desc: str, leave: bool = True):
+    return progress(total=total, desc=desc, leave=leave) if progress is not None else nullcontext(_Silent())
+
+
+def run_over_images(
+    predictor,
+    paths: Iterable[str | os.PathLike],
+    handle: Callable[[str, np.ndarray, object], None],
+    *,
+    keep_probs: bool = False,
+    progress: Progress | None = None,
+    desc: str = "images",
+) -> list[tuple[str, str]]:
+    """Read, predict and ``handle(path, image, result)`` each image; return ``[(path, error)]`` failures.
+
+    A failure in one image (unreadable file, wrong band count, ...) is logged by name and does
+    not stop the others.
+    """
+    from landseg.data.io import read_image
+
+    paths = [os.fspath(p) for p in paths]
+    failures: list[tuple[str, str]] = []
+    with _bar(progress, len(paths), desc) as bar:
+        for path in paths:
+            try:
+                image = read_image(path)
+            except Exception as e:  # noqa: BLE001 - any unreadable file is reported and skipped
+                msg = str(e) if str(e).startswith(path) else f"{path}: {e}"
+                failures.append((path, msg))
+                log.warning("skipped (unreadable): %s", msg)
+                bar.update(1)
+                continue
+            try:
+                grid = make_grid(image.shape[0], image.shape[1], predictor.tile, predictor.overlap, predictor.size_multiple)
+                with _bar(progress, grid.num_tiles, os.path.basename(path), leave=False) as tbar:
+                    result = predictor.predict_scene(image, keep_probs=keep_probs, progress=tbar.update)
+                handle(path, image, result)
+            except Exception as e:  # noqa: BLE001
+                msg = f"{path}: {type(e).__name__}: {e}"
+                failures.append((path, msg))
+                log.warning("failed: %s", msg)
+            bar.update(1)
+    return failures
+
+
+# ----------------------------------------------------------------------------- outputs
+def rgb_view(image: np.ndarray) -> np.ndarray:
+    """An RGB uint8 view of an image with any band count (grey repeated, extra bands dropped)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3]).astype(np.uint8, copy=False)
+
+
+def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    rgb = rgb_view(image).astype(np.float32)
+    return np.clip((1 - alpha) * rgb + alpha * colour.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    from landseg.data.io import write_png
+
+    write_png(path, array)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, save_probs: bool = False) -> list[Path]:
+    colour = classmap.encode_rgb(result.labels)
+    files = {
+        "colour": (out / "colour" / f"{stem}.png", colour),
+        "classes": (out / "classes" / f"{stem}.png", result.labels.astype(np.uint8)),
+        "overlay": (out / "overlay" / f"{stem}.png", overlay(image, colour)),
+        "confidence": (out / "confidence" / f"{stem}.png", np.clip(result.confidence * 255 + 0.5, 0, 255).astype(np.uint8)),
+    }
+    written = []
+    for path, arr in files.values():
+        save_png(path, arr)
+        written.append(path)
+    if save_probs and result.probs is not None:
+        p = out / "probs" / f"{stem}.npy"
+        save_npy(p, result.probs.astype(np.float16))
+        written.append(p)
+    return written
+
+
+def list_inputs(folder: str) -> list[str]:
+    from landseg.data.io import list_images
+
+    return [os.fspath(p) for p in list_images(folder)]
+
+
+def unique_stems(paths: list[str]) -> dict[str, str]:
+    """Output name per input; refuse two inputs that would write the same files."""
+    stems: dict[str, str] = {}
+    for p in paths:
+        s = Path(p).stem
+        if s in stems:
+            raise ValueError(f"{p}: same name as {stems[s]} (outputs are named by stem); rename one of them")
+        stems[s] = p
+    return {p: s for s, p in stems.items()}
+
+
+def predict_folder(models, input_dir, output, *, weights=None, dataset=None, settings: PredictorSettings | None = None,
+                   save_probs: bool = False, progress: Progress | None = None) -> dict:
+    """Predict every image of ``input_dir`` into ``output``; returns the summary (also written as
+    ``predict_summary.json``). Raises ValueError / OSError when it cannot start."""
+    from landseg.inference.ensemble import ensemble_classmap, load_ensemble
+
+    settings = settings or PredictorSettings()
+    models = [os.fspath(m) for m in models]
+    entries = load_ensemble(models, weights)
+    classmap = ensemble_classmap(entries, dataset)
+    paths = list_inputs(input_dir)
+    names = unique_stems(paths)
+    predictor = settings.build(entries)
+    out = Path(output)
+    t0 = time.perf_counter()
+    done: list[str] = []
+
+    def handle(path, image, result):
+        write_outputs(out, names[path], image, result, classmap, save_probs)
+        done.append(path)
+
+    failures = run_over_images(predictor, paths, handle, keep_probs=save_probs, progress=progress)
+    summary = {
+        "models": [os.path.abspath(m) for m in models],
+        "weights": [e.weight for e in entries],
+        "classmap": classmap.name,
+        "class_names": list(classmap.class_names),
+        "tta": settings.tta,
+        "tile": predictor.tile,
+        "overlap": predictor.overlap,
+        "input": os.path.abspath(input_dir),
+        "output": os.path.abspath(out),
+        "written": [Path(p).name for p in done],
+        "failed": [{"image": path, "error": msg} for path, msg in failures],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json(out / "predict_summary.json", summary)
+    return summary

@@ -1,0 +1,71 @@
+"""The end of a run: scores of the best model on validation (per-class IoU, confusion matrix,
+prediction panels, learning curves), and the run marked finished."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def per_class_table(classmap, iou, cm) -> tuple[dict, str]:
+    from landseg.metrics import mean_iou
+
+    support = np.asarray(cm).sum(axis=1)
+    rows = []
+    for i, name in enumerate(classmap.class_names):
+        v = float(iou[i]) if np.isfinite(iou[i]) else None
+        rows.append({"class": name, "iou": v, "pixels": int(support[i])})
+    miou = float(mean_iou(cm))
+    data = {"mean_iou": miou, "classes": rows}
+    md = ["| class | IoU | val pixels |", "|---|---|---|"]
+    for r in rows:
+        shown = "n/a (absent)" if r["iou"] is None else f"{r['iou']:.4f}"
+        md.append(f"| {r['class']} | {shown} | {r['pixels']} |")
+    md.append(f"| **mean** | **{miou:.4f}** | {int(support.sum())} |")
+    return data, "\n".join(md) + "\n"
+
+
+def confusion_on(model, dataset, steps, num_classes: int, ignore_index: int):
+    """Confusion matrix of ``model`` over ``dataset`` (rows = truth), ignoring ``ignore_index``."""
+    from landseg.metrics import confusion_matrix
+
+    total = np.zeros((num_classes, num_classes), np.int64)
+    for i, (x, y) in enumerate(dataset):
+        if steps is not None and i >= steps:
+            break
+        pred = np.argmax(model.predict_on_batch(x), axis=-1)
+        total += np.asarray(confusion_matrix(y.numpy(), pred, num_classes, ignore_index=ignore_index), np.int64)
+    return total
+
+
+def finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, diverged: bool) -> None:
+    """Final reports from the best model: per-class IoU, confusion matrix, prediction panels."""
+    from landseg import plots
+    from landseg.io_utils import write_json, write_text
+    from landseg.metrics import iou_per_class
+    from landseg.training import runs
+
+    best_path = run_dir / "best.keras"
+    if not best_path.is_file():
+        return
+    model.load_weights(best_path)
+    cm = confusion_on(model, val_ds, val_steps, classmap.num_classes, classmap.ignore_index)
+    iou = np.asarray(iou_per_class(cm), np.float64)
+    data, md = per_class_table(classmap, iou, cm)
+    data["best_epoch"] = state.get("best_epoch")
+    write_json(run_dir / "per_class_iou.json", data)
+    write_text(run_dir / "per_class_iou.md", f"# Per-class IoU on validation (best epoch {state.get('best_epoch')})\n\n" + md)
+    plots.plot_confusion_matrix(cm, classmap.class_names, run_dir / "confusion_matrix.png", normalize=True)
+    step = int(state.get("epochs_completed", 0))
+    tb.write_image("confusion_matrix", plots.confusion_matrix_array(cm, classmap.class_names, normalize=True), step - 1)
+    if preview is not None:
+        images, targets = preview
+        preds = np.argmax(model.predict(images, verbose=0, batch_size=len(images)), axis=-1)
+        plots.plot_panels(images, targets, preds, classmap, run_dir / "predictions.png")
+    if os.path.isfile(run_dir / "history.csv"):
+        plots.plot_learning_curves(run_dir / "history.csv", run_dir / "learning_curves.png", metric="miou")
+    if not diverged:
+        state["finished"] = True
+    state["val_miou_best_model"] = data["mean_iou"]
+    runs.write_state(run_dir, state)

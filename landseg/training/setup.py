@@ -1,0 +1,174 @@
+"""Training set-up: strategy, optimizer, loss, metric, data and compilation of one run.
+
+Everything here is a pure function of the resolved config (and the class map), so the LR
+finder and the training share one way of building a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from landseg import config as cfg
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus if len(cpus) > 1 else None)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise cfg.ConfigError(f"unknown strategy {name!r}; valid: {', '.join(cfg.STRATEGIES)}")
+
+
+def is_chief() -> bool:
+    """In multi-worker training only the chief (or worker 0 without a chief) writes the run folder."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    if not task:
+        return True
+    has_chief = "chief" in tf_config.get("cluster", {})
+    return task.get("type") == "chief" or (not has_chief and task.get("type") == "worker" and task.get("index", 0) == 0)
+
+
+def make_optimizer(opt: dict, grad_accum_steps: int = 1):
+    """Adam / AdamW / SGD; ``grad_accum_steps > 1`` averages that many batches' gradients per update
+    (Keras 3's ``gradient_accumulation_steps``: the same update as one batch that many times larger)."""
+    import keras
+
+    common = {"learning_rate": float(opt["lr"])}
+    if opt.get("clipnorm"):
+        common["clipnorm"] = float(opt["clipnorm"])
+    if grad_accum_steps and grad_accum_steps > 1:
+        common["gradient_accumulation_steps"] = int(grad_accum_steps)
+    wd = float(opt.get("weight_decay") or 0.0)
+    if opt["name"] == "adam":
+        return keras.optimizers.Adam(weight_decay=wd or None, **common)
+    if opt["name"] == "adamw":
+        return keras.optimizers.AdamW(weight_decay=wd, **common)
+    if opt["name"] == "sgd":
+        return keras.optimizers.SGD(momentum=float(opt["momentum"]), weight_decay=wd or None, **common)
+    raise cfg.ConfigError(f"unknown optimizer {opt['name']!r}; valid: {', '.join(cfg.OPTIMIZERS)}")
+
+
+def make_loss(config: dict, classmap):
+    """The configured loss; pixels labelled with the class map's ignore value do not count."""
+    from landseg.losses import get_loss
+
+    return get_loss(config["loss"]["name"], classmap.num_classes, ignore_index=classmap.ignore_index,
+                    **config["loss"]["options"])
+
+
+def make_miou_metric(classmap):
+    from landseg.metrics import ConfusionMatrixMetric
+
+    return ConfusionMatrixMetric(num_classes=classmap.num_classes, ignore_index=classmap.ignore_index, name="miou")
+
+
+def metric_confusion(metric):
+    """The confusion matrix a ConfusionMatrixMetric holds now (numpy, rows = truth)."""
+    import numpy as np
+
+    return np.asarray(metric.confusion_matrix(), np.int64)
+
+
+def unfreeze_all(model) -> None:
+    """Make every layer trainable (Keras 3 propagates ``trainable`` to nested layers)."""
+    model.trainable = True
+    for layer in model._flatten_layers(include_self=False):
+        layer.trainable = True
+
+
+def compile_model(model, config: dict, classmap, miou) -> None:
+    t = config["train"]
+    model.compile(optimizer=make_optimizer(config["optimizer"], t["grad_accum_steps"]),
+                  loss=make_loss(config, classmap), metrics=[miou], jit_compile=t["jit_compile"])
+
+
+def restore_optimizer(model, path: Path, strategy) -> None:
+    from landseg.training.callbacks import load_optimizer_state
+
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    load_optimizer_state(model.optimizer, path)
+
+
+# ---------------------------------------------------------------------- data
+def prepare_data(config: dict, run_dir: Path | None):
+    """Train/val samples, class map and histogram reference (saved into the run folder)."""
+    from landseg.classmaps import get_classmap
+    from landseg.data.layouts import discover, split_samples
+    from landseg.data.pseudo_labels import load_pseudo_labelled
+
+    d = config["data"]
+    data_dir = d["data_dir"]
+    if d["name"] == "synthetic":
+        from landseg.data.synthetic import ensure_synthetic_dataset
+
+        data_dir = str(ensure_synthetic_dataset(data_dir, n_images=d["synthetic"]["n_images"],
+                                                size=d["synthetic"]["size"]))
+    classmap = get_classmap(d["classmap"])
+    files = discover(data_dir, d["layout"])
+    if not files.labelled:
+        raise cfg.ConfigError(f"{data_dir}: no labelled images found with layout {d['layout']!r}")
+    train, val = split_samples(files.labelled, val_fraction=d["val_fraction"], seed=d["split_seed"],
+                               by_group=d["split_by_group"])
+    for folder in d["pseudo_label_dirs"]:
+        train = list(train) + list(load_pseudo_labelled(folder))
+    hist_ref, hist_file = None, None
+    if d["hist_reference"] != "none":
+        from landseg.data import histogram
+
+        if d["hist_reference"] == "train_mean":
+            hist_ref = histogram.compute_reference([s.image for s in train], bands=d["bands"])
+        else:
+            hist_ref = histogram.load_reference(d["hist_reference"])
+        if run_dir is not None:
+            hist_file = "hist_reference.npy"
+            histogram.save_reference(run_dir / hist_file, hist_ref)
+    return train, val, classmap, hist_ref, hist_file
+
+
+def build_datasets(config: dict, train, val, classmap, hist_ref, global_batch: int):
+    from landseg.data.pipeline import build_dataset
+
+    d = config["data"]
+    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=d["bands"],
+                  seed=config["run"]["seed"], unknown_to_ignore=d["unknown_mask_values"] == "ignore",
+                  cache=d["cache"])
+    train_ds = build_dataset(train, classmap, training=True, flips=d["flips"], rotate90=d["rotate90"],
+                             rare_class_crops=d["rare_class_crops"], **common)
+    val_ds = build_dataset(val, classmap, training=False, flips=False, rotate90=False, **common)
+    return train_ds, val_ds
+
+
+def cardinality(ds) -> int | None:
+    import tensorflow as tf
+
+    n = int(ds.cardinality().numpy())
+    return None if n in (int(tf.data.INFINITE_CARDINALITY), int(tf.data.UNKNOWN_CARDINALITY)) else n
+
+
+def preview_batch(val_ds, n: int):
+    """The first ``n`` validation crops (deterministic): fixed images for the panels."""
+    import numpy as np
+
+    if n <= 0:
+        return None
+    xs, ys = [], []
+    for x, y in val_ds:
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+        if sum(len(a) for a in xs) >= n:
+            break
+    if not xs:
+        return None
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
