@@ -202,8 +202,20 @@ def read_mask(path: str | os.PathLike, classmap: ClassMap | str, unknown_to_igno
     """
     path = os.fspath(path)
     cm = get_classmap(classmap)
+    if path.lower().endswith(TIFF_EXTENSIONS):
+        # a single-band class raster that declares nodata: those pixels are "no label"
+        from landseg.geo.raster import read_mask_with_nodata
+
+        mask = read_mask_with_nodata(path, cm, lambda raw: _decode_mask_values(raw, cm, path, unknown_to_ignore, decoded),
+                                     cm.ignore_index)
+        if mask is not None:
+            return mask
+    raw = read_raw(path)[0] if decoded else read_mask_raw(path, cm)
+    return _decode_mask_values(raw, cm, path, unknown_to_ignore, decoded)
+
+
+def _decode_mask_values(raw: np.ndarray, cm: ClassMap, path: str, unknown_to_ignore: bool, decoded: bool) -> np.ndarray:
     if decoded:
-        raw, _ = read_raw(path)
         if raw.ndim == 3:
             raise DataError(path, f"decoded masks hold one band of class indices, this one has shape {raw.shape}")
         raw = _to_uint8(raw, path, "mask")
@@ -215,7 +227,7 @@ def read_mask(path: str | os.PathLike, classmap: ClassMap | str, unknown_to_igno
                                   + ", ".join(f"{v} ({c} px)" for v, c in zip(values, counts)),
                                   [str(v) for v in values], counts)
         return raw
-    raw = read_mask_raw(path, cm)
+    raw = _to_uint8(raw, path, "mask")
     try:
         mask, _ = decode_mask_array(raw, cm, path, unknown_to_ignore)
     except ValueError as e:

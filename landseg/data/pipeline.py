@@ -62,20 +62,39 @@ def _header(path: str, what: str):
         raise DataError(path, f"unreadable {what} ({e})") from e
 
 
-def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3) -> list[tuple[str, str, int, int]]:
+def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
+                 raster_norm=None) -> list[tuple[str, str, int, int]]:
     """Check every sample's headers and choose a decoder: ``(image, mask, image_route, mask_route)``.
 
-    Routes: 0 = TF decoder, 1 = numpy reader; mask route 2 = TF reader of class indices.
+    Routes: 0 = TF decoder, 1 = numpy reader, 2 (images) = rasterio reader of GeoTIFF and
+    other GDAL rasters (band selection and stretch by ``raster_norm``, nodata -> no label);
+    mask route 2 = TF reader of class indices.
     Catches missing/unreadable files, band-count and image/mask size mismatches before
     training starts instead of an opaque error mid-epoch.
     """
+    from landseg.geo.raster import raster_shape, select_bands, use_rasterio
+
     plan = []
     for s in samples:
         if s.mask is None:
             raise DataError(s.image, "has no mask; build_dataset needs labelled samples")
         ih, mh = _header(s.image, "image"), _header(s.mask, "mask")
         image_route = 1
-        if ih is not None:
+        if use_rasterio(s.image):
+            image_route = 2
+            from landseg.geo.raster import open_raster
+
+            with open_raster(s.image) as ds:
+                nb = len(select_bands(ds, raster_norm.bands if raster_norm is not None else None, os.fspath(s.image)))
+                size = (ds.width, ds.height)
+            if nb != bands:
+                raise DataError(s.image, f"raster has {nb} (selected) band(s), expected {bands} (data.bands)")
+            if s.mask is not None and use_rasterio(s.mask):
+                mh_, mw_, _ = raster_shape(s.mask)
+                if (mw_, mh_) != size:
+                    raise DataError(s.mask, f"mask is {mw_}x{mh_} but its image {s.image} is {size[0]}x{size[1]} "
+                                    "(width x height)")
+        elif ih is not None:
             fmt, mode, size, nb, transparency = ih
             if mode == "P":
                 nb = 4 if transparency else 3
@@ -98,7 +117,16 @@ def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3) 
 
 
 # ---------------------------------------------------------------------- decoding
-def _decode_image_tf(path, route, bands: int):
+def _read_raster_with_valid(path: str, bands: int, raster_norm) -> np.ndarray:
+    """rasterio reader: (H, W, bands + 1) uint8, the last band 255 where valid, 0 where nodata."""
+    from landseg.geo.raster import Normalisation, read_raster
+
+    image, valid = read_raster(path, raster_norm or Normalisation())
+    return np.concatenate([image, (valid * 255).astype(np.uint8)[..., None]], axis=-1)
+
+
+def _decode_image_tf(path, route, bands: int, raster_norm=None, with_valid: bool = False):
+    """(H, W, bands) uint8, or with ``with_valid`` (H, W, bands + 1): last band 255 = valid, 0 = nodata."""
     tf = _tf()
 
     def with_tf():
@@ -110,9 +138,24 @@ def _decode_image_tf(path, route, bands: int):
     def with_numpy():
         return tf.numpy_function(lambda p: read_image(p.decode(), bands=bands), [path], tf.uint8, stateful=False)
 
-    image = tf.cond(tf.equal(route, 0), with_tf, with_numpy)
-    image = image[..., :bands]  # an alpha band beyond `bands` (checked in plan_samples)
-    image.set_shape([None, None, bands])
+    def plain():
+        image = tf.cond(tf.equal(route, 0), with_tf, with_numpy)
+        image = image[..., :bands]  # an alpha band beyond `bands` (checked in plan_samples)
+        if with_valid:
+            image = tf.concat([image, tf.fill(tf.concat([tf.shape(image)[:2], [1]], 0), tf.constant(255, tf.uint8))], -1)
+        return image
+
+    if not with_valid:
+        image = plain()
+        image.set_shape([None, None, bands])
+        return image
+
+    def with_rasterio():
+        return tf.numpy_function(lambda p: _read_raster_with_valid(p.decode(), bands, raster_norm), [path], tf.uint8,
+                                 stateful=False)
+
+    image = tf.cond(tf.equal(route, 2), with_rasterio, plain)
+    image.set_shape([None, None, bands + 1])
     return image
 
 
@@ -205,7 +248,7 @@ def _decode_mask_tf(path, route, classmap: ClassMap, unknown_to_ignore: bool, de
 
 def _read_mask_reporting(path: str, classmap: ClassMap, unknown_to_ignore: bool, decoded: bool) -> np.ndarray:
     """numpy mask reader that logs, per file, which unknown values it mapped to ignore."""
-    if decoded or not unknown_to_ignore:
+    if decoded or not unknown_to_ignore or path.lower().endswith(TIFF_EXTENSIONS):
         return read_mask(path, classmap, unknown_to_ignore=unknown_to_ignore, decoded=decoded)
     from landseg.data.io import decode_mask_array, read_mask_raw
 
@@ -214,6 +257,10 @@ def _read_mask_reporting(path: str, classmap: ClassMap, unknown_to_ignore: bool,
         log.warning("%s: %d px with values not in class map %r mapped to ignore: %s", path, sum(unknown.values()),
                     classmap.name, ", ".join(f"{v} ({c} px)" for v, c in unknown.items()))
     return mask
+
+
+def ignore_index_of(cm: ClassMap) -> int:
+    return int(cm.ignore_index)
 
 
 def _match(image, ref_hist):
@@ -292,7 +339,7 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
                   hist_reference=None, flips: bool = True, rotate90: bool = True, rare_class_crops=False,
                   cache=True, seed: int = 0, bands: int = 3, crops_per_image: int = 1,
                   unknown_to_ignore: bool = False, shuffle_buffer: int | None = None,
-                  drop_remainder: bool | None = None, num_parallel_calls=None):
+                  drop_remainder: bool | None = None, num_parallel_calls=None, raster_norm=None):
     """Build a ``tf.data.Dataset`` of ``(float32 (B, h, w, C) in [0, 1], int32 (B, h, w))``.
 
     ``training=True``: per epoch, ``crops_per_image`` random crops of every scene (scenes
@@ -303,13 +350,17 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
     order; padding is labelled ``ignore_index``. ``cache``: True (memory), False, or a
     file prefix for ``Dataset.cache``; decoded and histogram-matched scenes are cached.
     ``hist_reference``: None, a (C, 256) histogram, a saved ``.npy`` path or a uint8 image.
+    ``raster_norm``: a :class:`landseg.geo.Normalisation` (band selection, per-band stretch)
+    for GeoTIFF / GDAL images, which are read with rasterio; their nodata pixels are labelled
+    ``ignore_index``, so loss and metrics skip them.
     """
     tf = _tf()
     cm = get_classmap(classmap)
     ch, cw = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(int(v) for v in crop_size)
     if not samples:
         raise ValueError("build_dataset got no samples")
-    plan = plan_samples(samples, cm, bands)
+    plan = plan_samples(samples, cm, bands, raster_norm)
+    with_valid = any(route == 2 for _, _, route, _ in plan)
     decoded_flags = [bool(s.decoded) for s in samples]
     autotune = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     ref_hist = None
@@ -326,10 +377,16 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
     ds = tf.data.Dataset.from_tensor_slices(columns)
 
     def load(image_path, mask_path, image_route, mask_route, decoded):
-        image = _decode_image_tf(image_path, image_route, bands)
+        image = _decode_image_tf(image_path, image_route, bands, raster_norm, with_valid)
         mask = tf.cond(decoded,
                        lambda: _decode_mask_tf(mask_path, mask_route, cm, unknown_to_ignore, True),
                        lambda: _decode_mask_tf(mask_path, mask_route, cm, unknown_to_ignore, False))
+        if with_valid:  # image nodata -> no label
+            valid = image[..., bands] > 0
+            image = image[..., :bands]
+            tf.debugging.assert_equal(tf.shape(valid), tf.shape(mask),
+                                      message=tf.strings.join(["image/mask size mismatch: ", image_path]))
+            mask = tf.where(valid, mask, tf.constant(ignore_index_of(cm), tf.uint8))
         tf.debugging.assert_equal(tf.shape(image)[:2], tf.shape(mask),
                                   message=tf.strings.join(["image/mask size mismatch: ", image_path]))
         if ref_hist is not None:

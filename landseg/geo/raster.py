@@ -329,3 +329,38 @@ def run_normalisation(run) -> Normalisation | None:
     if not os.path.isfile(path):
         return None
     return Normalisation.load(path)
+
+
+# ---------------------------------------------------------------------- masks with nodata
+def mask_nodata(path: str | os.PathLike) -> np.ndarray | None:
+    """Where a single-band mask raster is nodata (bool (H, W)), or None when it declares none."""
+    from rasterio.enums import MaskFlags
+
+    with open_raster(path) as ds:
+        if ds.count != 1:
+            return None
+        if all(f == MaskFlags.all_valid for f in ds.mask_flag_enums[0]) and ds.dtypes[0][0] != "f":
+            return None
+        invalid = ds.read_masks(1) == 0
+        if ds.dtypes[0][0] == "f":
+            invalid |= ~np.isfinite(ds.read(1))
+    return invalid
+
+
+def read_mask_with_nodata(path: str | os.PathLike, classmap, decode, ignore_index: int) -> np.ndarray | None:
+    """A single-band mask raster that declares nodata: its class values decoded by ``decode(raw)``
+    (the class map's reader), nodata pixels -> ``ignore_index``. None when the file has no nodata,
+    so callers read it as usual."""
+    path = os.fspath(path)
+    invalid = mask_nodata(path)
+    if invalid is None:
+        return None
+    with open_raster(path) as ds:
+        raw = ds.read(1)
+    if invalid.all():
+        return np.full(raw.shape, ignore_index, np.uint8)
+    fill = raw[~invalid][0]  # any valid value: decoded, then overwritten
+    raw = np.where(invalid, fill, raw)
+    mask = np.array(decode(raw), dtype=np.uint8, copy=True)
+    mask[invalid] = ignore_index
+    return mask
