@@ -74,12 +74,22 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Keys that no longer exist, with where their fact lives now.
+REMOVED = {
+    "loss.ignore_index": "the ignore value belongs to the class map (data.classmap): 255 in every built-in one, "
+                         "or `ignore_index:` in your class map file; loss, metrics, evaluation and pseudo-labels all "
+                         "take it from there",
+}
+
+
 def merge(base: dict, update: dict, schema: dict | None = None, where: str = "") -> dict:
     """Deep-merge ``update`` into a copy of ``base``; keys absent from ``schema`` are errors."""
     schema = base if schema is None else schema
     out = copy.deepcopy(base)
     for k, v in (update or {}).items():
         key = f"{where}{k}"
+        if key in REMOVED:
+            raise ConfigError(f"config key {key!r} no longer exists: {REMOVED[key]}")
         if not isinstance(schema, dict) or k not in schema:
             section = where.rstrip(".")
             valid = sorted(schema) if isinstance(schema, dict) else []
@@ -258,6 +268,8 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
         raise ConfigError("config keys 'lr_find.min_lr' must be below 'lr_find.max_lr'")
     if not all(isinstance(p, str) for p in c["data"]["pseudo_label_dirs"]):
         raise ConfigError("config key 'data.pseudo_label_dirs' must be a list of folder paths")
+    if "ignore_index" in c["loss"]["options"]:
+        raise ConfigError(f"config key 'loss.options.ignore_index': {REMOVED['loss.ignore_index']}")
     hist = c["data"]["hist_reference"]
     if hist not in HIST_MODES and not hist.endswith(".npy"):
         raise ConfigError(f"config key 'data.hist_reference': {hist!r} is not valid; valid: none, train_mean, "

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from landseg.classmaps import IGNORE_INDEX
+
 ABSENT_POLICIES = {
     "exclude": "classes absent from both target and prediction are left out of the mean (valid mean IoU)",
     "zero": "classes absent from both target and prediction count as IoU 0",
@@ -245,7 +247,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     numpy views; ``absent`` is the policy of :func:`mean_iou`.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255, name: str = "mean_iou",
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX, name: str = "mean_iou",
                  absent: str = "exclude", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.num_classes = int(num_classes)
@@ -288,7 +290,7 @@ class ClassIoU(keras.metrics.Metric):
     into CSVLogger and TensorBoard, next to the mean.
     """
 
-    def __init__(self, num_classes: int, class_id: int, ignore_index: int | None = 255, name: str | None = None,
+    def __init__(self, num_classes: int, class_id: int, ignore_index: int | None = IGNORE_INDEX, name: str | None = None,
                  dtype=None):
         super().__init__(name=name or f"iou_{class_id}", dtype=dtype)
         self.num_classes = int(num_classes)
@@ -322,7 +324,7 @@ class ClassIoU(keras.metrics.Metric):
         return config
 
 
-def class_iou_metrics(class_names: Sequence[str], ignore_index: int | None = 255, prefix: str = "iou_") -> list:
+def class_iou_metrics(class_names: Sequence[str], ignore_index: int | None = IGNORE_INDEX, prefix: str = "iou_") -> list:
     """One :class:`ClassIoU` per class, named ``iou_<class name>`` (for ``model.compile(metrics=...)``)."""
     return [ClassIoU(len(class_names), i, ignore_index, name=prefix + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(n)))
             for i, n in enumerate(class_names)]

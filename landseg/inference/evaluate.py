@@ -37,7 +37,7 @@ ABSENT_TEXT = ("mIoU averages the classes present in the target or the predictio
 PANEL_SIDE = 512  # panels show scenes downsampled to about this many pixels
 
 
-def confusion(target: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+def confusion(target: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
     """int64 (C, C) confusion matrix, rows = target, ignoring ``ignore_index`` target pixels."""
     return np.asarray(metrics.confusion_matrix(target, pred, num_classes, ignore_index=ignore_index), np.int64)
 

@@ -44,6 +44,9 @@ def test_cli_config_args():
     ("train.epoch=3", r"unknown config key 'train.epoch'; valid keys in train: .*epochs"),
     ("foo.bar=1", r"unknown config key 'foo'; valid keys: data, loss, lr_find, model, optimizer, run"),
     ("train.epochs=abc", r"'train.epochs' must be integer, got 'abc'"),
+    # the ignore value has one source, the class map: no config key may state another one
+    ("loss.ignore_index=0", r"'loss.ignore_index' no longer exists: the ignore value belongs to the class map"),
+    ("loss.options.ignore_index=0", r"'loss.options.ignore_index': the ignore value belongs to the class map"),
     ("train.epochs=2.5", r"'train.epochs' must be integer"),
     ("train.epochs=true", r"'train.epochs' must be integer"),
     ("train.epochs=0", r"'train.epochs' must be > 0"),

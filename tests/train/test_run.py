@@ -152,3 +152,11 @@ def test_no_disk_space_fails_before_training(tiny_config, tmp_path, monkeypatch)
 def test_cli_config_error_exits_2(capsys):
     assert main(["train.epochs=abc"]) == 2
     assert "must be integer" in capsys.readouterr().err
+
+
+def test_cli_refuses_another_ignore_value_before_training(tmp_path, capsys):
+    """`loss.ignore_index=0` once trained a whole run and crashed at its end; now it stops at once."""
+    assert main([f"run.output_dir={tmp_path / 'runs'}", "loss.ignore_index=0"]) == 2
+    err = capsys.readouterr().err
+    assert "loss.ignore_index" in err and "class map" in err
+    assert not (tmp_path / "runs").exists()
