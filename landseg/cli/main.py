@@ -15,6 +15,7 @@ STAGES = {
     "predict": ("predict", "map a folder of scenes with a model or an ensemble"),
     "pseudolabel": ("pseudolabel", "pseudo-label a folder of unlabelled scenes"),
     "self_train": ("self_train", "rounds of train -> pseudo-label -> retrain"),
+    "report": ("report", "compare training runs in one self-contained HTML page"),
 }
 
 
