@@ -36,6 +36,8 @@ TYPES: dict[str, tuple] = {
     "run.name": (str, type(None)),
     "data.layout": (str, type(None)),
     "data.classmap": (str, type(None)),
+    "data.bands": (int, list),
+    "data.normalisation": (str,),
     "data.hist_reference": (str,),
     "data.pseudo_label_dirs": (list,),
     "data.val_fraction": _NUM,
@@ -268,6 +270,15 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
         raise ConfigError("config keys 'lr_find.min_lr' must be below 'lr_find.max_lr'")
     if not all(isinstance(p, str) for p in c["data"]["pseudo_label_dirs"]):
         raise ConfigError("config key 'data.pseudo_label_dirs' must be a list of folder paths")
+    bands = c["data"]["bands"]
+    if (isinstance(bands, bool) or (isinstance(bands, int) and bands < 1) or (isinstance(bands, list) and (
+            not bands or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in bands)))):
+        raise ConfigError(f"config key 'data.bands': {bands!r} is not valid; give a band count (3) or a list of "
+                          "1-based band numbers of the rasters (e.g. [4, 3, 2, 8])")
+    norm = c["data"]["normalisation"]
+    if norm not in ("auto", "none") and not norm.endswith(".json"):
+        raise ConfigError(f"config key 'data.normalisation': {norm!r} is not valid; valid: auto, none, or a band "
+                          "statistics .json (landseg data check --band-stats FILE)")
     if "ignore_index" in c["loss"]["options"]:
         raise ConfigError(f"config key 'loss.options.ignore_index': {REMOVED['loss.ignore_index']}")
     hist = c["data"]["hist_reference"]

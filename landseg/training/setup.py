@@ -123,12 +123,15 @@ def prepare_data(config: dict, run_dir: Path | None):
                                by_group=d["split_by_group"])
     for folder in d["pseudo_label_dirs"]:
         train = list(train) + list(load_pseudo_labelled(folder))
+    from landseg.geo.training import band_count, resolve_normalisation, save_normalisation
+
+    save_normalisation(run_dir, resolve_normalisation(d, train))  # GeoTIFF band selection and stretch
     hist_ref, hist_file = None, None
     if d["hist_reference"] != "none":
         from landseg.data import histogram
 
         if d["hist_reference"] == "train_mean":
-            hist_ref = histogram.compute_reference([s.image for s in train], bands=d["bands"])
+            hist_ref = histogram.compute_reference([s.image for s in train], bands=band_count(d["bands"]))
         else:
             hist_ref = histogram.load_reference(d["hist_reference"])
         if run_dir is not None:
@@ -139,9 +142,11 @@ def prepare_data(config: dict, run_dir: Path | None):
 
 def build_datasets(config: dict, train, val, classmap, hist_ref, global_batch: int):
     from landseg.data.pipeline import build_dataset
+    from landseg.geo.training import band_count, resolve_normalisation
 
     d = config["data"]
-    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=d["bands"],
+    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=band_count(d["bands"]),
+                  raster_norm=resolve_normalisation(d, train),
                   seed=config["run"]["seed"], unknown_to_ignore=d["unknown_mask_values"] == "ignore",
                   cache=d["cache"])
     train_ds = build_dataset(train, classmap, training=True, flips=d["flips"], rotate90=d["rotate90"],
