@@ -15,6 +15,7 @@ STAGES = {
     "predict": ("predict", "map a folder of scenes with a model or an ensemble"),
     "pseudolabel": ("pseudolabel", "pseudo-label a folder of unlabelled scenes"),
     "self_train": ("self_train", "rounds of train -> pseudo-label -> retrain"),
+    "export": ("export", "export a trained model to SavedModel, ONNX or TFLite, checked against Keras"),
     "report": ("report", "compare training runs in one self-contained HTML page"),
 }
 

@@ -3,7 +3,10 @@
 ``python -m landseg.predict``): map a folder of scenes with one model or an ensemble.
 
 Per input image ``<stem>``: ``colour/``, ``classes/``, ``overlay/``, ``confidence/`` PNGs and, with
-``--save-probs``, ``probs/<stem>.npy``. An image that cannot be read is reported by name and
+``--save-probs``, ``probs/<stem>.npy``. GeoTIFF / GDAL rasters instead give ``classes/<stem>.tif`` and
+``confidence/<stem>.tif``: Cloud-Optimized GeoTIFFs with the input's CRS and transform (colour table,
+class names, nodata kept), predicted window by window (memory bounded by the tile rows, not the
+scene), and with ``--vector OUT.gpkg`` the class polygons. An image that cannot be read is reported by name and
 skipped; the exit code is then 1.
 """
 
@@ -24,6 +27,11 @@ def main(argv=None, prog: str = "landseg predict") -> int:
     p.add_argument("--input", required=True, help="folder of images")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--save-probs", action="store_true", help="also write probs/<stem>.npy (float16 HxWxC)")
+    p.add_argument("--vector", default=None, metavar="OUT.gpkg",
+                   help="GeoTIFF inputs: also write the class polygons (class_id, class_name, area, pixels) to this "
+                        "GeoPackage (one layer per raster) or GeoJSON file")
+    p.add_argument("--simplify", type=float, default=0.0,
+                   help="polygon simplification tolerance in CRS units (default 0: exact pixel edges)")
     common.add_predictor_args(p)
     args = p.parse_args(argv)
 
@@ -32,7 +40,7 @@ def main(argv=None, prog: str = "landseg predict") -> int:
     try:
         summary = predict_folder(args.models, args.input, args.output, weights=args.weights, dataset=args.dataset,
                                  settings=common.settings_from_args(args), save_probs=args.save_probs,
-                                 progress=common.progress_from_args(args))
+                                 progress=common.progress_from_args(args), vector=args.vector, simplify=args.simplify)
     except (ValueError, OSError) as e:
         return common.error(str(e))
     failed = summary["failed"]

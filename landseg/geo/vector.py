@@ -60,13 +60,15 @@ def polygons_from_array(labels: np.ndarray, transform, *, nodata: int = NODATA, 
 
 def vectorise(class_raster: str | os.PathLike, output: str | os.PathLike, *, class_names: Sequence[str] | None = None,
               simplify: float = 0.0, connectivity: int = 4, layer: str = "classes",
-              block_rows: int | None = None, max_pixels: int = 400_000_000) -> VectorSummary:
+              block_rows: int | None = None, max_pixels: int = 400_000_000, append_layer: bool = False) -> VectorSummary:
     """Trace a class raster's regions into ``output`` (.gpkg or .geojson); see the module docstring.
 
     ``simplify``: tolerance in CRS units (0 = exact pixel edges). ``block_rows``: trace in
     blocks of this many rows (regions split at block borders); default: whole raster when
-    it has at most ``max_pixels`` pixels, else blocks of 4096 rows.
+    it has at most ``max_pixels`` pixels, else blocks of 4096 rows. ``append_layer``: add
+    ``layer`` to an existing GeoPackage instead of replacing the file.
     """
+    import contextlib
     import rasterio
     import shapely
     from pyogrio.raw import write as raw_write
@@ -95,8 +97,9 @@ def vectorise(class_raster: str | os.PathLike, output: str | os.PathLike, *, cla
         area: dict[str, float] = {}
         pixels: dict[str, int] = {}
         n = 0
-        with atomic_path(output) as tmp:
-            if os.path.exists(tmp):
+        target = contextlib.nullcontext(output) if append_layer and os.path.exists(output) else atomic_path(output)
+        with target as tmp:
+            if tmp != output and os.path.exists(tmp):
                 os.remove(tmp)  # pyogrio will not overwrite an existing (empty) file
             first = True
             for y0 in range(0, H, block_rows):

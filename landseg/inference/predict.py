@@ -161,9 +161,12 @@ def unique_stems(paths: list[str]) -> dict[str, str]:
 
 
 def predict_folder(models, input_dir, output, *, weights=None, dataset=None, settings: PredictorSettings | None = None,
-                   save_probs: bool = False, progress: Progress | None = None) -> dict:
+                   save_probs: bool = False, progress: Progress | None = None, vector=None, simplify: float = 0.0) -> dict:
     """Predict every image of ``input_dir`` into ``output``; returns the summary (also written as
-    ``predict_summary.json``). Raises ValueError / OSError when it cannot start."""
+    ``predict_summary.json``). Raises ValueError / OSError when it cannot start.
+
+    GeoTIFF / GDAL rasters are predicted window by window into Cloud-Optimized GeoTIFFs in the
+    input's CRS (:mod:`landseg.geo.predict`), with ``vector`` (.gpkg / .geojson) their polygons."""
     from landseg.inference.ensemble import ensemble_classmap, load_ensemble
 
     settings = settings or PredictorSettings()
@@ -181,7 +184,21 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
         write_outputs(out, names[path], image, result, classmap, save_probs)
         done.append(path)
 
-    failures = run_over_images(predictor, paths, handle, keep_probs=save_probs, progress=progress)
+    from landseg.geo.raster import use_rasterio
+
+    rasters = [p for p in paths if use_rasterio(p)]
+    failures = run_over_images(predictor, [p for p in paths if not use_rasterio(p)], handle, keep_probs=save_probs,
+                               progress=progress)
+    geo_details = {}
+    if rasters:
+        from landseg.geo.predict import predict_rasters
+
+        geo_done, geo_failed, geo_details = predict_rasters(predictor, rasters, out, names, classmap, entries,
+                                                            vector=vector, simplify=simplify, progress=progress)
+        done += geo_done
+        failures += geo_failed
+    elif vector is not None:
+        log.warning("--vector: no GeoTIFF / GDAL raster among the inputs, no polygons written")
     summary = {
         "models": [os.path.abspath(m) for m in models],
         "weights": [e.weight for e in entries],
@@ -196,5 +213,7 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
         "failed": [{"image": path, "error": msg} for path, msg in failures],
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if geo_details:
+        summary["rasters"] = geo_details
     write_json(out / "predict_summary.json", summary)
     return summary
