@@ -242,11 +242,20 @@ BUILTIN: dict[str, ClassMap] = {
     ),
     "dubai": ClassMap(
         name="dubai",
+        class_names=("building", "land", "road", "vegetation", "water"),
+        palette=tuple(hex_to_rgb(h) for h in ("#3C1098", "#8429F6", "#6EC1E4", "#FEDD3A", "#E2A929")),
+        mask_kind="rgb",
+        ignore_colors=(hex_to_rgb("#9B9B9B"),),
+        description="Dubai aerial imagery (Humans in the Loop); colours from the dataset's description, "
+        "not from its classes.json (whose colours the masks do not use). 'Unlabeled' (#9B9B9B) is not land "
+        "cover: it is no label here; the class map 'dubai6' learns it as a sixth class",
+    ),
+    "dubai6": ClassMap(
+        name="dubai6",
         class_names=("building", "land", "road", "vegetation", "water", "unlabeled"),
         palette=tuple(hex_to_rgb(h) for h in ("#3C1098", "#8429F6", "#6EC1E4", "#FEDD3A", "#E2A929", "#9B9B9B")),
         mask_kind="rgb",
-        description="Dubai aerial imagery (Humans in the Loop); colours from the dataset's description, "
-        "not from its classes.json (whose colours the masks do not use)",
+        description="Dubai aerial imagery with 'unlabeled' (#9B9B9B) learned as a sixth class",
     ),
     "dida": ClassMap(
         name="dida",

@@ -56,13 +56,13 @@ def _conv_bn_relu(x, filters, kernel, dilation=1, name=""):
 
 
 def _adapt_backbone(backbone: keras.Model, dilate: bool) -> keras.Model:
-    """Clone ResNet50 with fused BatchNorm (common.FastBatchNorm) and, for output stride 16,
+    """Clone ResNet50 with fused BatchNorm (common.FastBatchNorm, short-run momentum) and, for output stride 16,
     stage 5 at stride 1 with dilation 2; weights carried over."""
 
     def clone(layer):
         cfg = layer.get_config()
         if isinstance(layer, layers.BatchNormalization):
-            return FastBatchNorm.from_config(cfg)
+            return FastBatchNorm.from_config({**cfg, "momentum": BN_MOMENTUM})
         if dilate and layer.name.startswith("conv5_block1_") and cfg.get("strides") == (2, 2):
             cfg["strides"] = (1, 1)
         if dilate and layer.name.startswith("conv5_") and layer.name.endswith("_2_conv"):

@@ -133,3 +133,20 @@ register(ModelSpec("deeplabv3_resnet50", _deeplab, 16, {
     "logits": _LOGITS,
     "aspp_filters": Option(256, "width of the ASPP branches and head"),
 }, doc="DeepLabv3, ResNet50 backbone (keras.applications) + ASPP", size_multiple_for=lambda o: o["output_stride"]))
+
+
+def _lite_unet(num_classes, input_shape, **o):
+    from .lite_unet import build_lite_unet
+    return build_lite_unet(num_classes, input_shape, **o)
+
+
+register(ModelSpec("lite_unet", _lite_unet, 32, {
+    "encoder_weights": Option(None, "None (random) or 'imagenet-lite0' (ImageNet EfficientNet-Lite0 from the "
+                                    "[pretrained] extra, never downloaded) or a Lite0 state-dict .pth path"),
+    "freeze_encoder": _FREEZE,
+    "input_downsample": Option(1, "1, 2 or 4: the model averages the input to 1/N resolution inside and upsamples "
+                                  "its output back (e.g. 2 for 50 cm DeepGlobe); size multiple becomes 32 x N"),
+    "dropout": Option(0.0, "spatial dropout before the head"),
+    "logits": _LOGITS,
+}, doc="UNet decoder on EfficientNet-Lite0 (CPU-sized; pretrained encoder keeps its BatchNorm statistics)",
+    size_multiple_for=lambda o: 32 * int(o["input_downsample"])))

@@ -8,6 +8,7 @@ TINY = {
     "linknet": {"backbone": "mobilenetv2"},
     "fpn": {"backbone": "resnet18"},
     "deeplabv3_resnet50": {"aspp_filters": 16},
+    "lite_unet": {"input_downsample": 2},
 }
 NUM_CLASSES = 6
 SIZE = 64

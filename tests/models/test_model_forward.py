@@ -25,7 +25,9 @@ def test_forward_shape_and_probabilities(name, tiny_models, batch):
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_wrong_size_gives_clear_error(name, tiny_models):
-    multiple = {"cse_unet": 16, "deeplabv3_resnet50": 16}.get(name, 32)
+    from landseg.models import get_model_spec
+
+    multiple = get_model_spec(name).multiple(**TINY[name])  # the model owns its size multiple
     x = np.zeros((1, SIZE + 8, SIZE, 3), np.float32)
     with pytest.raises(ValueError, match=f"{name}' needs input height and width divisible by {multiple}; got 72x64"):
         tiny_models[name](x)
