@@ -45,6 +45,7 @@ EVAL_DIR = RUNS / "eval"
 TIMINGS = RUNS / "timings.json"
 RESULTS_MD = Path("experiments/results/comparisons.md")
 RESULTS_CSV = Path("experiments/results/comparisons.csv")
+REPORTS = RUNS / "reports"  # one landseg.report page per comparison (git-ignored with the runs: ~5 MB each)
 DATASET = "synthetic"
 DATA_DIR = "data/compare/synthetic"
 # Unlabelled pool for pseudo-labelling: other synthetic scenes (generator seed 1, the labelled set
@@ -446,6 +447,36 @@ def verdict(key: str, rows: list[dict]) -> str:
     return s
 
 
+def run_dirs_of(rows: list[tuple[str, str]]) -> list[Path]:
+    """The training run folders behind a comparison's rows (finished ones only, each once)."""
+    dirs: list[Path] = []
+    for _, step in rows:
+        for m in STEPS[step].models:
+            d = model_path(m).parent
+            if (ROOT / d / "state.json").is_file() and d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
+def write_report_page(key: str, title: str, rows: list[tuple[str, str]]) -> tuple[Path | None, str]:
+    """``python -m landseg.report`` over a comparison's runs (with their scorings from EVAL_DIR):
+    (page or None, the command that writes it)."""
+    from landseg.report import ReportError, write_report
+
+    dirs = run_dirs_of(rows)
+    out = REPORTS / f"{key}.html"
+    cmd = shell(["python", "-m", "landseg.report", *map(str, dirs), "--evals", str(EVAL_DIR), "--title", title,
+                 "--output", str(out)])
+    if not dirs:
+        return None, cmd
+    try:
+        write_report([ROOT / d for d in dirs], ROOT / out, eval_dirs=[ROOT / EVAL_DIR], title=title)
+    except (ReportError, OSError) as e:
+        print(f"report {key}: {e}", file=sys.stderr)
+        return None, cmd
+    return out, cmd
+
+
 def write_tables(only_steps: list[str] | None = None) -> None:
     timings = load_timings()
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -498,6 +529,11 @@ def write_tables(only_steps: list[str] | None = None) -> None:
                        "correct against the scenes' hidden true masks (never used for training). Share of each class's true pixels "
                        "that received their correct pseudo-label: " + ", ".join(
                            f"{c} {100 * v:.0f}%" for c, v in q["class_coverage"].items() if v is not None) + "."]
+        page, page_cmd = write_report_page(key, title, rows)
+        if page is not None:
+            md += ["", f"Side by side (runs table, per-class IoU, learning curves, confusion matrices, validation scenes): "
+                   f"[{page}]({os.path.relpath(ROOT / page, (ROOT / RESULTS_MD).parent)}), one self-contained page "
+                   f"(not in git, like the runs; rewrite it with `{page_cmd}`)."]
         md += ["", verdict(key, collected), "", "Commands (from the repository root, in order):", "", "```"]
         for step in closure([s for _, s in rows]):
             t = timings.get(step)

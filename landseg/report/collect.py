@@ -238,7 +238,8 @@ def read_eval(folder: Path) -> EvalResult | None:
 
 def find_evals(run_dir: Path, eval_dirs: Sequence[Path] = ()) -> list[EvalResult]:
     """Evaluate outputs of this run: ``<run>/eval_*/`` plus folders under ``eval_dirs`` whose
-    ``metrics.json`` names a model file in this run folder (searched up to three levels deep)."""
+    ``metrics.json`` names a model file in this run folder (searched up to three levels deep).
+    Ensemble evaluations (``settings.ensemble`` lists several models) are left out."""
     found: dict[Path, EvalResult] = {}
     candidates = sorted(p.parent for p in run_dir.glob(f"eval_*/{EVAL_METRICS_FILE}"))
     for root in eval_dirs:
@@ -252,6 +253,8 @@ def find_evals(run_dir: Path, eval_dirs: Sequence[Path] = ()) -> list[EvalResult
         ev = read_eval(folder)
         if ev is None:
             continue
+        if len(ev.settings.get("ensemble") or []) > 1:
+            continue  # an ensemble's scores are not this run's
         inside = folder.resolve().parent == run_dir.resolve()
         if inside or _model_file_in(ev.model, run_dir):
             found[key] = ev

@@ -133,11 +133,18 @@ def test_config_differences_and_labels(tiny_runs):
 
 
 def test_eval_found_through_its_model_path(tiny_runs, tmp_path):
-    """An evaluate output elsewhere (--output) counts for the run whose model its metrics.json names."""
+    """An evaluate output elsewhere (--output) counts for the run whose model its metrics.json names;
+    an ensemble's evaluation (several models in settings.ensemble) counts for none of them."""
+    import json
     import shutil
 
     moved = tmp_path / "evals" / "alpha_val"
     shutil.copytree(tiny_runs["run-alpha"] / "eval_synthetic_val", moved)
+    ens = tmp_path / "evals" / "deeper" / "ensemble"
+    shutil.copytree(moved, ens)
+    m = json.loads((ens / "metrics.json").read_text())
+    m["settings"]["ensemble"] = [str(tiny_runs["run-alpha"] / "best.keras"), str(tiny_runs["run-beta"] / "best.keras")]
+    (ens / "metrics.json").write_text(json.dumps(m))
     runs = load_runs([tiny_runs["run-beta"], tiny_runs["run-alpha"]], eval_dirs=[tmp_path / "evals"])
     assert runs[0].evals == []
     assert {e.folder for e in runs[1].evals} == {moved, tiny_runs["run-alpha"] / "eval_synthetic_val"}
@@ -158,6 +165,12 @@ def test_command_line(tiny_runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and out.is_file()
     assert "<title>seed check</title>" in out.read_text()
+    # the same as a subcommand of the landseg console command
+    from landseg.cli.main import main as landseg_main
+
+    out2 = tmp_path / "r2.html"
+    assert landseg_main(["report", str(tiny_runs["run-alpha"]), str(tiny_runs["run-beta"]), "-o", str(out2)]) == 0
+    assert "run-beta" in out2.read_text()
     bad = subprocess.run([sys.executable, "-m", "landseg.report", str(tmp_path), "--output", str(tmp_path / "x.html")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "error:" in bad.stderr and not (tmp_path / "x.html").exists()
