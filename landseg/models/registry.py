@@ -87,7 +87,8 @@ def build_model(name: str, num_classes: int, input_shape=(None, None, 3), **opti
 # ---- built-in models -------------------------------------------------------------------------
 
 _LOGITS = Option(False, "output logits instead of softmax probabilities")
-_WEIGHTS = Option(None, "None (random), 'imagenet' (from the local Keras cache, never downloaded) or a weights file path; "
+_WEIGHTS = Option(None, "None (random), 'imagenet' (from the local Keras cache, never downloaded), 'hed-vgg16' (backbone "
+                        "vgg16, from the [pretrained] extra) or a weights file path; "
                         "bands != 3: first conv's RGB filters repeated cyclically and scaled by 3/bands")
 _FREEZE = Option(False, "freeze the encoder (BatchNorm layers stay trainable, as segmentation-models does)")
 

