@@ -352,9 +352,10 @@ def class_union(runs: Sequence[RunData]) -> list[str]:
 
 
 def best_indices(values: Sequence[float | None], tol: float = 5e-5) -> set[int]:
-    """Positions of the highest value (ties within ``tol`` all count); empty when none is a number."""
+    """Positions of the highest value (ties within ``tol`` all count); empty unless at least two
+    values are numbers (a lone score is not "the best" of anything)."""
     finite = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
-    if len(finite) < 1:
+    if len(finite) < 2:
         return set()
     top = max(v for _, v in finite)
     return {i for i, v in finite if v >= top - tol}

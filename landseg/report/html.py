@@ -96,7 +96,7 @@ def runs_table(runs: Sequence[RunData], colours: Sequence[str]) -> str:
     if any_eval:
         head += ["held-out mIoU", "held-out pixel acc.", "held-out set"]
     rows = []
-    best_val = best_indices([r.best_val_miou for r in runs]) if len(runs) > 1 else set()
+    best_val = best_indices([r.best_val_miou for r in runs])
     for i, r in enumerate(runs):
         enc = r.encoder
         enc_text = "–" if enc is None and r.encoder_weights is None else f"{enc or '–'} / {r.encoder_weights or '–'}"
@@ -154,10 +154,10 @@ def _iou_table(table_id: str, columns: list[str], classes: list[str], values: li
     out = [f'<table id="{table_id}" class="per-class-iou"><thead><tr><th>class</th>'
            + "".join(f"<th>{c}</th>" for c in columns) + "</tr></thead><tbody>"]
     for name, row in zip(classes, values):
-        best = best_indices(row) if len(columns) > 1 else set()
+        best = best_indices(row)
         out.append("<tr>" + _class_cell(name, palette) + "".join(
             f'<td class="num{" best" if k in best else ""}">{esc(_fmt(v))}</td>' for k, v in enumerate(row)) + "</tr>")
-    best = best_indices(means) if len(columns) > 1 else set()
+    best = best_indices(means)
     out.append("<tr><td><b>mean IoU</b></td>" + "".join(
         f'<td class="num{" best" if k in best else ""}"><b>{esc(_fmt(v))}</b></td>' for k, v in enumerate(means))
                + "</tr></tbody></table>")
@@ -172,7 +172,8 @@ def per_class_section(runs: Sequence[RunData], colours: Sequence[str]) -> str:
     parts = ["<h2 id='per-class'>Per-class IoU</h2>"]
     if not classes:
         return parts[0] + '<p class="missing">no run has per-class scores yet (per_class_iou.json is written when training ends)</p>'
-    cols = [_run_header(r, colours[i]) for i, r in enumerate(runs)]
+    cols = [_run_header(r, colours[i]) + ("" if r.per_class else '<br><span class="meta">not scored yet</span>')
+            for i, r in enumerate(runs)]
     vals = [[r.val_per_class_iou.get(c) for r in runs] for c in classes]
     parts.append("<h3>Validation (best model of each run, per_class_iou.json)</h3>")
     parts.append(_iou_table("per-class-val", cols, classes, vals, [r.val_miou_best_model for r in runs], palette))
@@ -187,8 +188,10 @@ def per_class_section(runs: Sequence[RunData], colours: Sequence[str]) -> str:
             cols = [_run_header(r, colours[i]) + f'<br><span class="meta">{esc(e.label)}</span>' for i, r, e in items]
             vals = [[e.per_class_iou.get(c) for _, _, e in items] for c in classes]
             parts.append(_iou_table(f"per-class-eval-{n}", cols, classes, vals, [e.miou for _, _, e in items], palette))
-    parts.append('<p class="note">Green: the highest IoU of the row (ties within 0.0001 all marked). '
-                 "– : the class is absent from the scored pixels (no target and no prediction).</p>")
+    parts.append('<p class="note">Green: the highest IoU of the row (ties within 0.0001 all marked; nothing is marked '
+                 "where fewer than two runs have a score). – : the class is absent from the scored pixels (no target "
+                 "and no prediction), or the run has no scores (an unfinished run writes per_class_iou.json at its "
+                 "end).</p>")
     parts.append(_figure_html(per_class_figure(runs, colours, classes), "per-class-plot", 380))
     return "".join(parts)
 

@@ -174,3 +174,12 @@ def test_command_line(tiny_runs, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "landseg.report", str(tmp_path), "--output", str(tmp_path / "x.html")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "error:" in bad.stderr and not (tmp_path / "x.html").exists()
+
+
+def test_helpers_without_runs():
+    from landseg.report.collect import best_indices, unique_labels
+
+    assert best_indices([0.5, None, 0.7, 0.69999]) == {2, 3}
+    assert best_indices([0.5, None]) == set() and best_indices([None, float("nan")]) == set()
+    assert unique_labels([Path("/r/a/x/run"), Path("/r/b/x/run"), Path("/r/c/other")]) == ["a/x/run", "b/x/run", "r/c/other"]
+    assert unique_labels([Path("/r/one"), Path("/r/two")]) == ["one", "two"]
