@@ -297,22 +297,12 @@ def _validate_names(c: dict) -> None:
 
     datasets = dataset_names()
     _choice("data.name", c["data"]["name"], datasets)
-    if c["data"]["name"] != "synthetic":
-        from landseg.data.layouts import DATASETS
+    from landseg.data.layouts import LAYOUTS, resolve_dataset
 
-        default_cm, default_layout = DATASETS[c["data"]["name"]]
-        if c["data"]["classmap"] is None:
-            c["data"]["classmap"] = default_cm
-        if c["data"]["layout"] is None:
-            c["data"]["layout"] = default_layout
-    else:
-        if c["data"]["classmap"] is None:
-            c["data"]["classmap"] = "synthetic"
-        if c["data"]["layout"] is None:
-            c["data"]["layout"] = "generic"
-    layouts = _layouts()
-    if layouts is not None:
-        _choice("data.layout", c["data"]["layout"], layouts)
+    c["data"]["classmap"], c["data"]["layout"] = resolve_dataset(c["data"]["name"], layout=c["data"]["layout"],
+                                                                 classmap=c["data"]["classmap"])
+
+    _choice("data.layout", c["data"]["layout"], sorted(LAYOUTS))
     cm = c["data"]["classmap"]
     if cm not in classmaps.available_classmaps() and not str(cm).lower().endswith((".yaml", ".yml", ".csv")):
         raise ConfigError(f"config key 'data.classmap': unknown class map {cm!r}; valid: "
@@ -338,28 +328,13 @@ def _validate_names(c: dict) -> None:
     _choice("loss.name", c["loss"]["name"], available_losses())
 
 
-def _layouts() -> list[str] | None:
-    try:
-        from landseg.data import layouts as L
-    except ImportError:
-        return None
-    names = getattr(L, "LAYOUTS", None)
-    if names is None:
-        return None
-    return sorted(names)
-
-
 def _check_model_options(name: str, options: dict) -> None:
     """Unknown model options stop here, when the model registry says which it accepts."""
-    try:
-        from landseg.models import get_model_spec
-    except ImportError:
-        return
-    spec = get_model_spec(name)
-    valid = getattr(spec, "options", None)
+    from landseg.models import get_model_spec
+
+    valid = set(get_model_spec(name).options or ())
     if not valid:
         return
-    valid = set(valid)
     unknown = sorted(set(options) - valid)
     if unknown:
         raise ConfigError(f"config key 'model.options': model {name!r} has no option(s) {unknown}; "

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import Callable, Iterator
+from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -29,12 +29,6 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -22,7 +22,6 @@ def setup(quiet_tf: bool = True) -> None:
     if not any(isinstance(h, _TerminalHandler) for h in logger.handlers):
         logger.addHandler(_TerminalHandler())
     logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 class _TerminalHandler(logging.Handler):

@@ -1,18 +1,32 @@
 """Keras callbacks for a landseg run: learning-rate schedule, NaN guard, checkpoints + resume state,
-early stopping, history, TensorBoard scalars and image panels, and a kill hook for fault tests.
+early stopping, history, TensorBoard scalars and image panels.
 
 They share one mutable ``state`` dict (saved as the run's ``state.json`` after every epoch), so
 a run killed at any point restarts from its last completed epoch with the same schedule,
 best score, early-stopping counter and history.
+
+Why these are hand-written rather than Keras' own (one line each):
+
+* ``LearningRateController`` vs ``CosineDecay(warmup_target=...)`` / ``ReduceLROnPlateau``: one
+  schedule function of the global step that survives a resume and an optimizer rebuilt at unfreeze,
+  and adds plateau scaling and one-cycle, which Keras' schedules do not combine.
+* ``NaNGuard`` vs ``TerminateOnNaN``: also stops when a weight (not only the loss) turns non-finite,
+  and records why, so nothing is saved from that epoch and the message names it.
+* ``RunCheckpoint`` vs ``ModelCheckpoint`` + ``BackupAndRestore`` + ``CSVLogger`` + ``EarlyStopping``:
+  those keep separate states; resuming needs best score, patience counter, schedule and history
+  to be one atomic ``state.json`` written with the checkpoints (``history.csv`` is rewritten from it,
+  so a killed run keeps one continuous history).
+* ``TensorBoardLogger`` vs ``TensorBoard``: steps are epoch numbers across resumes, and it adds
+  per-class IoU and image / target / prediction panels in the class map's colours.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
-import signal
 from pathlib import Path
 
 import keras
@@ -21,7 +35,6 @@ import numpy as np
 from landseg.io_utils import atomic_path, write_text
 from landseg.training import runs
 
-KILL_ENV = "LANDSEG_TEST_KILL_AT_EPOCH"  # test hook: SIGKILL this process in that (0-based) epoch, at batch 1
 
 
 # ---------------------------------------------------------------------- learning rate
@@ -46,6 +59,8 @@ def lr_at(schedule: dict, base_lr: float, step: int, total_steps: int, steps_per
         t = min(1.0, (step - peak) / max(1, total_steps - peak))
         return floor + (base_lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
     raise ValueError(f"unknown schedule {name!r}")
+
+log = logging.getLogger(__name__)
 
 
 class LearningRateController(keras.callbacks.Callback):
@@ -84,7 +99,7 @@ class LearningRateController(keras.callbacks.Callback):
             if p["wait"] >= self.schedule["plateau_patience"]:
                 p["scale"] *= self.schedule["plateau_factor"]
                 p["wait"] = 0
-                print(f"\nreduce_on_plateau: val mIoU has not improved for {self.schedule['plateau_patience']} "
+                log.info(f"\nreduce_on_plateau: val mIoU has not improved for {self.schedule['plateau_patience']} "
                       f"epochs; lr scale -> {p['scale']:.3g}")
 
 
@@ -126,27 +141,6 @@ class NaNGuard(keras.callbacks.Callback):
                 self.model.stop_training = True
 
 
-class KillHook(keras.callbacks.Callback):
-    """Fault-test hook: with ``LANDSEG_TEST_KILL_AT_EPOCH=N`` the process SIGKILLs itself in epoch
-    N (0-based) after its first batch, i.e. mid-epoch, like a crash or a pre-empted machine."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.kill_epoch, self._epoch = epoch, -1
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._epoch == self.kill_epoch and batch >= 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def kill_hook_from_env() -> KillHook | None:
-    v = os.environ.get(KILL_ENV)
-    return KillHook(int(v)) if v else None
-
-
 # ---------------------------------------------------------------------- epoch bookkeeping
 def write_history_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     keys: list[str] = []
@@ -162,32 +156,14 @@ def write_history_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
-def save_optimizer_state(optimizer, path: str | os.PathLike) -> None:
-    values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **values)
-
-
-def load_optimizer_state(optimizer, path: str | os.PathLike) -> None:
-    with np.load(path) as data:
-        values = [data[k] for k in sorted(data.files)]
-    if len(values) != len(optimizer.variables):
-        raise ValueError(f"{path}: optimizer state has {len(values)} variables, the optimizer {len(optimizer.variables)}")
-    for var, value in zip(optimizer.variables, values):
-        var.assign(value)
-
-
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch: best.keras on val mIoU, last.keras + optimizer state, history.csv,
     learning curves and ``state.json``; early stopping on val mIoU. Nothing is saved from an
     epoch whose loss went non-finite (the NaN guard's verdict), so the best model survives."""
 
-    def __init__(self, run_dir: Path, state: dict, nan_guard: NaNGuard, patience: int = 0,
-                 epoch_extras=None, save_model_fn=None):
+    def __init__(self, run_dir: Path, state: dict, nan_guard: NaNGuard, patience: int = 0):
         super().__init__()
         self.run_dir, self.state, self.nan_guard, self.patience = Path(run_dir), state, nan_guard, patience
-        self.epoch_extras = epoch_extras  # callable(epoch, logs) adding per-class IoU etc. to logs
-        self.save_model_fn = save_model_fn
         state.setdefault("history", [])
         state.setdefault("best_val_miou", None)
         state.setdefault("best_epoch", None)
@@ -214,7 +190,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         else:
             self.state["wait"] += 1
         self._save("last.keras")
-        save_optimizer_state(self.model.optimizer, self.run_dir / "last_optimizer.npz")
+        runs.save_optimizer_state(self.model.optimizer, self.run_dir / "last_optimizer.npz")
         self.state["history"] = [r for r in self.state["history"] if r["epoch"] <= epoch] + [row]
         self.state["epochs_completed"] = epoch + 1
         write_history_csv(self.run_dir / "history.csv", self.state["history"])
@@ -223,10 +199,10 @@ class RunCheckpoint(keras.callbacks.Callback):
 
             plot_learning_curves(self.run_dir / "history.csv", self.run_dir / "learning_curves.png", metric="miou")
         except Exception as e:  # a plot must never kill a training
-            print(f"\nwarning: learning curves not drawn: {e}")
+            log.warning(f"\nlearning curves not drawn: {e}")
         runs.write_state(self.run_dir, self.state)
         if self.patience and self.state["wait"] >= self.patience:
-            print(f"\nearly stopping: val mIoU has not improved for {self.patience} epochs "
+            log.info(f"\nearly stopping: val mIoU has not improved for {self.patience} epochs "
                   f"(best {self.state['best_val_miou']:.4f} at epoch {self.state['best_epoch']})")
             self.state["early_stopped"] = epoch + 1
             runs.write_state(self.run_dir, self.state)
@@ -282,7 +258,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 preds = np.argmax(probs, axis=-1)
                 self.write_image("predictions", panel_array(images, targets, preds, self.classmap), epoch)
             except Exception as e:  # a picture must never kill a training
-                print(f"\nwarning: TensorBoard panels not written: {e}")
+                log.warning(f"\nTensorBoard panels not written: {e}")
 
     def on_train_end(self, logs=None):
         self.writer.flush()

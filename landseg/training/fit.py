@@ -7,6 +7,8 @@ same config after a crash, it continues from its last completed epoch.
 
 from __future__ import annotations
 
+import logging
+
 import time
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from landseg.run_artifact import save_run, split_record
 from landseg.training import runs
 from landseg.training.setup import (build_datasets, cardinality, compile_model, is_chief, make_miou_metric,
                                     make_strategy, prepare_data, preview_batch, restore_optimizer, unfreeze_all)
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -57,10 +61,10 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
 
     resumed = state is not None
     if resumed:
-        print(f"resuming {run_dir} after epoch {state['epochs_completed']} of {t['epochs']}")
+        log.info(f"resuming {run_dir} after epoch {state['epochs_completed']} of {t['epochs']}")
     else:
         state = {"epochs_completed": 0, "finished": False}
-        print(f"run folder: {run_dir}")
+        log.info(f"run folder: {run_dir}")
 
     train, val, classmap, hist_ref, hist_file = prepare_data(config, run_dir)
     batch = int(t["batch_size"])
@@ -73,7 +77,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
         steps = max(accum, steps - steps % accum)  # whole updates only: checkpoints never hold half-accumulated grads
     train_ds = train_ds.repeat()
     val_steps = t["val_steps"] or cardinality(val_ds)
-    print(f"{len(train)} training / {len(val)} validation images, {classmap.num_classes} classes, "
+    log.info(f"{len(train)} training / {len(val)} validation images, {classmap.num_classes} classes, "
           f"{steps} steps/epoch of batch {batch}" + (f" x {accum} accumulated" if accum > 1 else "")
           + (f" over {replicas} replicas" if replicas > 1 else ""))
     preview = preview_batch(val_ds, int(t["num_preview"]))
@@ -92,9 +96,9 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
                             **build_options)
         if t["init_from"] and not resumed:
             model.load_weights(t["init_from"])
-            print(f"initialised from {t['init_from']}")
+            log.info(f"initialised from {t['init_from']}")
         if frozen:
-            print(f"encoder frozen: {len(model.trainable_weights)} of {len(model.weights)} weights trainable")
+            log.info(f"encoder frozen: {len(model.trainable_weights)} of {len(model.weights)} weights trainable")
         miou = make_miou_metric(classmap)
         compile_model(model, config, classmap, miou)
     runs.check_free_space(run_dir, runs.estimate_output_bytes(model.count_params(), t["epochs"]))
@@ -118,7 +122,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
         result = find_lr(model, train_ds, config, run_dir)
         state["lr_found"] = float(result["suggestion"])
         runs.write_state(run_dir, state)
-        print(f"lr finder suggests {result['suggestion']:.3g}; training with it")
+        log.info(f"lr finder suggests {result['suggestion']:.3g}; training with it")
     base_lr = float(state.get("lr_found") or config["optimizer"]["lr"])
 
     nan_guard = cbs.NaNGuard()
@@ -127,9 +131,6 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     tb = cbs.TensorBoardLogger(tb_dir, classmap, preview)
     ckpt = cbs.RunCheckpoint(run_dir, state, nan_guard, patience=int(t["early_stopping_patience"]))
     cb_list = [nan_guard, lr_cb, per_class, tb, ckpt]
-    kill = cbs.kill_hook_from_env()
-    if kill is not None:
-        cb_list.append(kill)
     cb_list += list(callbacks or [])
 
     start = int(state["epochs_completed"])
@@ -140,7 +141,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     for i, (first, last) in enumerate(segments):
         if i > 0:
             unfreeze_all(model)
-            print(f"epoch {first + 1}: encoder unfrozen, {len(model.trainable_weights)} weights trainable")
+            log.info(f"epoch {first + 1}: encoder unfrozen, {len(model.trainable_weights)} weights trainable")
             with strategy.scope():
                 compile_model(model, config, classmap, miou)
         if first >= last:
@@ -153,7 +154,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     from landseg.training.finish import finish
 
     finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, diverged=nan_guard.failed is not None)
-    print(f"done in {time.time() - t_start:.0f} s: {run_dir}")
+    log.info(f"done in {time.time() - t_start:.0f} s: {run_dir}")
     if nan_guard.failed:
         best = state.get("best_val_miou")
         kept = (f"the best model so far (val mIoU {best:.4f}, epoch {state['best_epoch']}) is kept in "

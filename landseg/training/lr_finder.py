@@ -8,9 +8,13 @@ model's weights are restored afterwards, so ``train.lr_find=true`` can run it be
 
 from __future__ import annotations
 
+import logging
+
 import math
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def suggest_lr(lrs, losses) -> float:
@@ -77,13 +81,13 @@ def find_lr(model, train_ds, config: dict, out_dir: str | os.PathLike) -> dict:
     lrs, losses = run_finder(model, train_ds, float(f["min_lr"]), float(f["max_lr"]), int(f["steps"]))
     suggestion = suggest_lr(lrs, losses)
     if len(lrs) and losses[-1] <= min(losses) and lrs[-1] >= float(f["max_lr"]) * 0.99:
-        print("lr finder: the loss was still falling at lr_find.max_lr; the suggestion is a lower bound "
+        log.info("lr finder: the loss was still falling at lr_find.max_lr; the suggestion is a lower bound "
               "(raise lr_find.max_lr or lr_find.steps)")
     out_dir = Path(out_dir)
     plot_lr_finder(lrs, losses, suggestion, out_dir / "lr_find.png")
     result = {"suggestion": suggestion, "lrs": [float(v) for v in lrs], "losses": [float(v) for v in losses]}
     write_json(out_dir / "lr_find.json", result)
-    print(f"lr finder: {len(lrs)} steps from {lrs[0]:.2g} to {lrs[-1]:.2g}; suggested lr {suggestion:.3g} "
+    log.info(f"lr finder: {len(lrs)} steps from {lrs[0]:.2g} to {lrs[-1]:.2g}; suggested lr {suggestion:.3g} "
           f"(plot: {out_dir / 'lr_find.png'})")
     return result
 

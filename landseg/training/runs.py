@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from landseg.io_utils import write_json, write_text
+from landseg.io_utils import atomic_path, write_json, write_text
 from landseg.run_artifact import CONFIG_FILE
 
 STATE_FILE = "state.json"
@@ -121,3 +121,23 @@ def check_free_space(folder: str | os.PathLike, need_bytes: int) -> None:
 
 def write_config(run_dir: str | os.PathLike, config: dict) -> None:
     write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
+
+
+def save_optimizer_state(optimizer, path: str | os.PathLike) -> None:
+    import keras
+    import numpy as np
+
+    values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **values)
+
+
+def load_optimizer_state(optimizer, path: str | os.PathLike) -> None:
+    import numpy as np
+
+    with np.load(path) as data:
+        values = [data[k] for k in sorted(data.files)]
+    if len(values) != len(optimizer.variables):
+        raise ValueError(f"{path}: optimizer state has {len(values)} variables, the optimizer {len(optimizer.variables)}")
+    for var, value in zip(optimizer.variables, values):
+        var.assign(value)

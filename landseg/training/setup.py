@@ -94,7 +94,7 @@ def compile_model(model, config: dict, classmap, miou) -> None:
 
 
 def restore_optimizer(model, path: Path, strategy) -> None:
-    from landseg.training.callbacks import load_optimizer_state
+    from landseg.training.runs import load_optimizer_state
 
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)

@@ -10,7 +10,7 @@ from landseg.io_utils import write_json
 
 
 @pytest.mark.slow
-def test_self_train_round_uses_pseudo_labels(tmp_path, capsys):
+def test_self_train_round_uses_pseudo_labels(tmp_path, caplog):
     """Round 0 is a given (untrained) model, to keep the test short; round 1 really trains."""
     from landseg.classmaps import get_classmap
     from landseg.config import from_dict
@@ -39,11 +39,12 @@ def test_self_train_round_uses_pseudo_labels(tmp_path, capsys):
         "model": {"name": "cse_unet", "options": {"base_width": 4}},
         "train": {"epochs": 1, "batch_size": 2, "steps_per_epoch": 2, "val_steps": 1, "num_preview": 1, "verbose": 0},
     })
+    caplog.set_level("INFO", logger="landseg")
     record = self_train(config, 1, str(unlabelled), 0.0, settings=PredictorSettings(tile=32), init_model=str(init / "best.keras"))
     r0, r1 = record["rounds"]
     assert not r0["trained"] and Path(r1["model"]).is_file()
     # 6 synthetic scenes -> 5 train + 1 val; the 2 pseudo-labelled scenes join the training side
-    assert "7 training / 1 validation images" in capsys.readouterr().out
+    assert "7 training / 1 validation images" in caplog.text
     assert r1["fraction_labelled"] == 1.0  # threshold 0 labels every pixel
     samples = load_pseudo_labelled(r1["pseudo_dir"])
     assert sorted(Path(s.image).name for s in samples) == ["u0.png", "u1.png"]

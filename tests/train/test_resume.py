@@ -1,16 +1,18 @@
-"""A run SIGKILLed mid-epoch and started again with the same command resumes from its last completed
+"""A run SIGKILLed mid-epoch (from outside, as a pre-empted machine is) and started again with the same command resumes from its last completed
 epoch, ends with the configured number of epochs, and keeps one continuous history."""
 
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from landseg.training.callbacks import KILL_ENV, lr_at
+from landseg.training.callbacks import lr_at
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,15 +30,21 @@ def test_kill_and_resume(tiny_config, tmp_path):
             "model.name=tiny_test_net", "train.epochs=3", "train.batch_size=4",
             "train.steps_per_epoch=3", "train.val_steps=2", "train.num_preview=2", "train.verbose=2"]
     cmd = [sys.executable, str(Path(__file__).with_name("run_train.py")), *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{KILL_ENV: "1"})
-    first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert first.returncode == -9, first.stderr[-3000:]  # SIGKILLed in epoch 2
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SLOW_FROM_EPOCH="1")
+    marker = Path(c["run"]["output_dir"]) / "slow"  # written once epoch 2 (0-based 1) has run a batch
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    deadline = time.time() + 300
+    while not marker.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # from outside, mid-epoch 2
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == -9, err[-3000:]
     run_dir = Path(c["run"]["output_dir"]) / "tiny"
     before = _rows(run_dir)
     assert [int(r["epoch"]) for r in before] == [1]
     assert json.loads((run_dir / "state.json").read_text())["epochs_completed"] == 1
 
-    env.pop(KILL_ENV)
+    env.pop("SLOW_FROM_EPOCH")
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming" in second.stdout and "after epoch 1 of 3" in second.stdout
