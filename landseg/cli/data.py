@@ -25,6 +25,11 @@ def _parser(prog: str = "landseg data") -> argparse.ArgumentParser:
                    help="treat mask values not in the class map as 'no label' (reported with counts) "
                    "instead of errors")
     c.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    c.add_argument("--bands", default=None, metavar="4,3,2,8",
+                   help="GeoTIFF / GDAL rasters: 1-based band numbers to use (default: all), for --band-stats")
+    c.add_argument("--band-stats", metavar="FILE.json", default=None,
+                   help="write the rasters' per-band 1st..99th percentiles (nodata excluded) for data.normalisation; "
+                   "printed whenever the dataset holds rasters")
     c.add_argument("--workers", type=int, default=2, help="reader threads (default 2)")
     s = sub.add_parser("synthetic", help="write the built-in synthetic dataset")
     s.add_argument("--root", default="data/synthetic")
@@ -62,11 +67,43 @@ def main(argv=None, prog: str = "landseg data") -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_report(report))
+    stats_code = _band_stats(args, layout)
+    if stats_code:
+        return stats_code
     if args.json:
         from landseg.io_utils import write_json
 
         write_json(args.json, report.to_dict())
     return 0 if report.ok else 1
+
+
+def _band_stats(args, layout) -> int:
+    """Print (and with --band-stats save) the rasters' per-band statistics; 0, or 2 on a bad request."""
+    from landseg.data.layouts import discover
+    from landseg.geo.raster import band_statistics, use_rasterio
+
+    try:
+        rasters = [s.image for s in discover(args.data_dir, layout).labelled if use_rasterio(s.image)]
+    except ValueError:  # no images: the report above said so
+        rasters = []
+    if not rasters:
+        if args.band_stats:
+            print("error: --band-stats: the dataset holds no GeoTIFF / GDAL rasters", file=sys.stderr)
+            return 2
+        return 0
+    try:
+        bands = [int(b) for b in args.bands.split(",")] if args.bands else None
+        norm = band_statistics(rasters, bands)
+    except ValueError as e:
+        print(f"error: band statistics: {e}", file=sys.stderr)
+        return 2
+    print(f"band statistics of {len(rasters)} raster(s) (percentiles {norm.percentiles[0]:g}..{norm.percentiles[1]:g}, "
+          "nodata excluded): " + ", ".join(f"band {b}: {lo:g}..{hi:g}" for b, lo, hi in
+                                           zip(bands or range(1, len(norm.lo) + 1), norm.lo, norm.hi)))
+    if args.band_stats:
+        norm.save(args.band_stats)
+        print(f"written {args.band_stats} (use it as data.normalisation={args.band_stats})")
+    return 0
 
 
 def run() -> None:

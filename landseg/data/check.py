@@ -93,7 +93,37 @@ class _FileResult:
     class_image_sum: np.ndarray | None = None
 
 
+def _describe_raster(path: str, res: _FileResult):
+    """GeoTIFF / GDAL images: any band count and data type (stretched by data.normalisation)."""
+    from landseg.geo.raster import open_raster
+
+    try:
+        with open_raster(path) as ds:
+            raw = np.moveaxis(ds.read(), 0, -1)
+            valid = np.any(ds.read_masks() > 0, axis=0)
+            crs = ds.crs
+    except DataError as e:
+        res.problems.append(Problem(ERROR, path, e.problem))
+        return None
+    except Exception as e:  # noqa: BLE001 - GDAL errors of broken files
+        res.problems.append(Problem(ERROR, path, f"unreadable raster ({type(e).__name__}: {e})"))
+        return None
+    res.image_mode = f"raster {raw.shape[-1]}x{raw.dtype}" + ("" if crs is None else f" {crs}")
+    res.image_hash = hashlib.sha1(raw.tobytes() + str(raw.shape).encode()).hexdigest()
+    if raw.dtype != np.uint8:
+        res.problems.append(Problem(INFO, path, f"{raw.shape[-1]}-band {raw.dtype} raster: stretched to 8 bits per band "
+                                    "by data.normalisation (see --band-stats)"))
+    nodata = int((~valid).sum())
+    if nodata:
+        res.problems.append(Problem(INFO, path, f"{nodata} nodata px ({100 * nodata / valid.size:.1f}%): no label"))
+    return raw
+
+
 def _describe_image(path: str, res: _FileResult):
+    from landseg.geo.raster import use_rasterio
+
+    if use_rasterio(path):
+        return _describe_raster(path, res)
     try:
         raw, mode = read_raw(path)
     except DataError as e:
@@ -127,8 +157,21 @@ def _check_sample(sample: Sample, cm: ClassMap, unknown_to_ignore: bool) -> _Fil
     if sample.mask is None:
         return res
     path = sample.mask
+    invalid = None
     try:
-        if sample.decoded:
+        if path.lower().endswith((".tif", ".tiff")):
+            from landseg.geo.raster import mask_nodata, open_raster
+
+            invalid = mask_nodata(path)
+        if invalid is not None:  # a class raster with nodata: those pixels are "no label"
+            with open_raster(path) as ds:
+                raw = ds.read(1)
+            mode = "raster"
+            if invalid.any() and not invalid.all():
+                raw = np.where(invalid, raw[~invalid][0], raw)
+                res.problems.append(Problem(INFO, path, f"{int(invalid.sum())} nodata px: no label"))
+            raw = np.clip(raw, 0, 255).astype(np.uint8) if raw.dtype != np.uint8 else raw
+        elif sample.decoded:
             raw, mode = read_raw(path)
         else:
             raw = read_mask_raw(path, cm)
@@ -176,6 +219,8 @@ def _check_sample(sample: Sample, cm: ClassMap, unknown_to_ignore: bool) -> _Fil
             else:
                 res.problems.append(Problem(ERROR, path, f"{total} px with values not in class map '{cm.name}': "
                                             f"{listed}{more}"))
+    if invalid is not None:
+        mask = np.where(invalid, cm.ignore_index, mask).astype(np.uint8)
     res.counts = np.bincount(mask.ravel(), minlength=256).astype(np.int64)
     res.mask_classes = int((res.counts[: cm.num_classes] > 0).sum())
     if image is not None:

@@ -13,8 +13,9 @@ tiles, weights, TTA and ensemble go through :meth:`Predictor.predict_tiles`, but
 Peak memory is therefore bounded by the tile geometry, not the scene:
 ``tile x W x (C_in bytes + 4 C_out + 4 + 1 + 4)`` for the input strip and the float32
 blending band of (class probabilities, weights), plus one tile batch through the model;
-a 16,000-pixel-wide scene at tile 512 with 6 classes needs about 250 MB for these
-(measured figures in ``experiments/results/geo.md``).
+a 16,000-pixel-wide scene at tile 512 with 6 classes needs about 250 MB for these, plus
+GDAL's block cache, capped at :data:`GDAL_CACHE_MB` (measured figures in
+``experiments/results/geo.md``).
 
 Histogram matching (a model trained with ``hist_reference``) needs the whole scene's
 histogram: it is accumulated in a first windowed pass, then the lookup table is applied
@@ -278,6 +279,10 @@ def predict_array_streamed(predictor, image: np.ndarray) -> tuple[np.ndarray, np
 
 
 # ---------------------------------------------------------------------- raster in, rasters out
+# GDAL's block cache (MB) while reading and writing: its default is 5% of the machine's RAM, which
+# would make the peak memory depend on the machine instead of the tile geometry.
+GDAL_CACHE_MB = 128
+
 @dataclass
 class RasterPrediction:
     classes: str
@@ -296,6 +301,16 @@ def predict_raster(predictor, input_path: str | os.PathLike, classes_path: str |
     Outputs have the input's CRS, transform and size; pixels that are nodata in the input
     (in any selected band) are nodata (255) in the class raster and 0 in the confidence.
     """
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _predict_raster(predictor, input_path, classes_path, class_names=class_names, palette=palette,
+                               norm=norm, confidence_path=confidence_path, extra_tags=extra_tags, progress=progress,
+                               cog=cog)
+
+
+def _predict_raster(predictor, input_path, classes_path, *, class_names, palette, norm, confidence_path, extra_tags,
+                    progress, cog) -> RasterPrediction:
     from landseg.geo.write import (CLASS_NODATA, CONFIDENCE_NODATA, confidence_to_uint8, open_class_output,
                                    open_confidence_output)
 

@@ -140,12 +140,14 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
 
 
 def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, progress: Progress | None = None,
-             keep_thumbs: bool = True):
+             keep_thumbs: bool = True, raster_norm=None):
     """Predict each sample whole; return (total confusion, per-image rows, thumbnails, failures).
 
     ``unknown_to_ignore``: mask colours the class map lacks count as "no label" (as in a run
-    trained with ``data.unknown_mask_values: ignore``) instead of failing the image."""
-    from landseg.data.io import read_image, read_mask
+    trained with ``data.unknown_mask_values: ignore``) instead of failing the image.
+    GeoTIFF / GDAL images are read with ``raster_norm``; their nodata pixels are not scored."""
+    from landseg.data.io import read_mask
+    from landseg.geo.raster import read_scene
     from landseg.inference.tiling import make_grid
 
     C = classmap.num_classes
@@ -154,10 +156,12 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
     with _bar(progress, len(samples), "scenes") as bar:
         for s in samples:
             try:
-                image = read_image(s.image)
+                image, valid = read_scene(s.image, raster_norm)
                 target = read_mask(s.mask, classmap, unknown_to_ignore=unknown_to_ignore, decoded=s.decoded)
                 if target.shape != image.shape[:2]:
                     raise ValueError(f"{s.mask}: mask is {target.shape[1]}x{target.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
+                if valid is not None:
+                    target = np.where(valid, target, classmap.ignore_index).astype(target.dtype)
                 grid = make_grid(image.shape[0], image.shape[1], predictor.tile, predictor.overlap, predictor.size_multiple)
                 with _bar(progress, grid.num_tiles, Path(s.image).name, leave=False) as tbar:
                     res = predictor.predict_scene(image, progress=tbar.update)
@@ -284,8 +288,11 @@ def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout
     out = Path(output or Path(models[0]).resolve().parent / f"eval_{plan.dataset}_{split}")
     predictor = settings.build(entries)
     t0 = time.perf_counter()
+    from landseg.geo.predict import ensemble_normalisation
+
     total, rows, thumbs, failures = evaluate(predictor, plan.samples, plan.classmap,
-                                             unknown_to_ignore=plan.unknown_to_ignore, progress=progress)
+                                             unknown_to_ignore=plan.unknown_to_ignore, progress=progress,
+                                             raster_norm=ensemble_normalisation(entries))
     run_settings = {"tile": predictor.tile, "overlap": predictor.overlap, "tta": settings.tta, "window": predictor.window}
     if len(models) > 1:
         run_settings.update(ensemble=[os.path.abspath(m) for m in models], weights=[e.weight for e in entries])

@@ -64,20 +64,22 @@ def run_over_images(
     keep_probs: bool = False,
     progress: Progress | None = None,
     desc: str = "images",
+    raster_norm=None,
 ) -> list[tuple[str, str]]:
     """Read, predict and ``handle(path, image, result)`` each image; return ``[(path, error)]`` failures.
 
     A failure in one image (unreadable file, wrong band count, ...) is logged by name and does
-    not stop the others.
+    not stop the others. GeoTIFF / GDAL rasters are read with ``raster_norm`` (band selection and
+    stretch); ``result.valid`` is then their valid-pixel mask (else None).
     """
-    from landseg.data.io import read_image
+    from landseg.geo.raster import read_scene
 
     paths = [os.fspath(p) for p in paths]
     failures: list[tuple[str, str]] = []
     with _bar(progress, len(paths), desc) as bar:
         for path in paths:
             try:
-                image = read_image(path)
+                image, valid = read_scene(path, raster_norm)
             except Exception as e:  # noqa: BLE001 - any unreadable file is reported and skipped
                 msg = str(e) if str(e).startswith(path) else f"{path}: {e}"
                 failures.append((path, msg))
@@ -88,6 +90,7 @@ def run_over_images(
                 grid = make_grid(image.shape[0], image.shape[1], predictor.tile, predictor.overlap, predictor.size_multiple)
                 with _bar(progress, grid.num_tiles, os.path.basename(path), leave=False) as tbar:
                     result = predictor.predict_scene(image, keep_probs=keep_probs, progress=tbar.update)
+                result.valid = valid
                 handle(path, image, result)
             except Exception as e:  # noqa: BLE001
                 msg = f"{path}: {type(e).__name__}: {e}"

@@ -54,6 +54,8 @@ def pseudolabel(models, input_dir, output, threshold: float, *, weights=None, da
     def handle(path, image, result):
         nonlocal total
         mask = pseudo_mask(result.labels, result.confidence, threshold, classmap.ignore_index)
+        if getattr(result, "valid", None) is not None:
+            mask[~result.valid] = classmap.ignore_index  # raster nodata: no label
         rel = f"{MASKS}/{names[path]}.png"
         write_png(out / rel, mask, palette=classmap.palette)
         c = np.bincount(mask[mask != classmap.ignore_index].ravel(), minlength=C)[:C]
@@ -62,7 +64,10 @@ def pseudolabel(models, input_dir, output, threshold: float, *, weights=None, da
         images.append({"image": Path(path).name, "mask": rel, "pixels": int(mask.size), "labelled": int(c.sum()),
                        "fraction_labelled": round(float(c.sum()) / mask.size, 6)})
 
-    failures = run_over_images(predictor, paths, handle, progress=progress, desc="pseudo-labelling")
+    from landseg.geo.predict import ensemble_normalisation
+
+    failures = run_over_images(predictor, paths, handle, progress=progress, desc="pseudo-labelling",
+                               raster_norm=ensemble_normalisation(entries))
     labelled = int(counts.sum())
     summary = {
         "images_dir": os.path.abspath(input_dir),
