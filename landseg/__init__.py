@@ -1,3 +1,9 @@
 """landseg: semantic segmentation of satellite and aerial land-cover imagery (Keras 3 / TensorFlow)."""
 
 __version__ = "0.1.0"
+
+# TensorFlow's CPU threading from the cores this process may use, before TensorFlow starts
+# (TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS or LANDSEG_*_OP_THREADS override it).
+from landseg import runtime as _runtime
+
+_runtime.configure_at_import()

@@ -25,6 +25,19 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the best model so far is kept."""
 
 
+def _configure_threads(run: dict) -> None:
+    """``run.intra_op_threads`` / ``run.inter_op_threads`` (null: what ``import landseg`` chose)."""
+    from landseg import runtime
+
+    given = {k: run[f"{k}_threads"] for k in ("intra_op", "inter_op") if run.get(f"{k}_threads") is not None}
+    if not given:
+        return
+    try:
+        runtime.configure_threads(**given)
+    except runtime.ThreadingError as e:
+        raise cfg.ConfigError(f"config key 'run.{next(iter(given))}_threads': {e}") from e
+
+
 def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     """Train from a (partial) config dict merged over the defaults; returns the run folder.
 
@@ -33,6 +46,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     the outputs cannot be written, :class:`landseg.config.ConfigError` on a bad config.
     """
     config = cfg.from_dict(config)
+    _configure_threads(config["run"])  # before any TensorFlow op starts its runtime
     t_start = time.time()
     run_dir, state = runs.choose_run_dir(config)
     name = run_dir.name
