@@ -33,15 +33,26 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def build(name: str):
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``cse_unet:base_width=16,dropout=0`` -> ("cse_unet", {"base_width": 16, "dropout": 0})."""
+    name, _, opts = spec.partition(":")
+    options = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value) if value[:1] in "-0123456789[{tfn" else value
+    return name, options
+
+
+def build(spec: str):
     """The model under test; the reference is sm.Unet exactly as its README builds it."""
-    if name == REFERENCE:
+    if spec == REFERENCE:
         from landseg.models.sm_models import import_sm
 
         return import_sm().Unet("resnet34", encoder_weights=None, classes=NUM_CLASSES, activation="softmax")
     from landseg.models import build_model
 
-    return build_model(name, NUM_CLASSES)
+    name, options = parse_spec(spec)
+    return build_model(name, NUM_CLASSES, **options)
 
 
 def forward_flops(model, size: int, bands: int = 3) -> int:
@@ -58,24 +69,35 @@ def forward_flops(model, size: int, bands: int = 3) -> int:
     return int(prof.total_float_ops)
 
 
-def timed(fn, warmup: int, steps: int) -> tuple[float, float]:
-    """(seconds of the first call incl. tracing/compiling, mean seconds per later call)."""
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, warmup: int, steps: int) -> tuple[float, float, float]:
+    """(seconds of the first call incl. tracing/compiling, mean seconds per later call, cores used in them)."""
     t = time.perf_counter()
     fn()
     first = time.perf_counter() - t
     for _ in range(warmup):
         fn()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     for _ in range(steps):
         fn()
-    return first, (time.perf_counter() - t) / steps
+    wall = time.perf_counter() - t
+    return first, wall / steps, (cpu_seconds() - c) / wall
 
 
-def worker(name: str, jit: bool, size: int, batch: int, warmup: int, steps: int) -> dict:
+def worker(name: str, jit: bool, size: int, batch: int, warmup: int, steps: int, precision: str = "float32") -> dict:
     import numpy as np
 
     import keras
 
+    import landseg  # noqa: F401 - its threading, as every landseg user gets it
+    import tensorflow as tf
+
+    if precision != "float32":
+        keras.mixed_precision.set_global_policy(precision)
     base = rss_mib()
     model = build(name)
     flops = forward_flops(model, size)
@@ -84,10 +106,14 @@ def worker(name: str, jit: bool, size: int, batch: int, warmup: int, steps: int)
     y = rng.integers(0, NUM_CLASSES, (batch, size, size)).astype("int32")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy",
                   jit_compile=jit)
-    infer_first, infer_s = timed(lambda: model.predict_on_batch(x), warmup, steps)
-    train_first, train_s = timed(lambda: model.train_on_batch(x, y), warmup, steps)
+    infer_first, infer_s, infer_cores = timed(lambda: model.predict_on_batch(x), warmup, steps)
+    train_first, train_s, train_cores = timed(lambda: model.train_on_batch(x, y), warmup, steps)
     params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    return {"model": name, "jit": jit, "params": params, "gflops_per_image": flops / 1e9,
+    return {"model": name, "jit": jit, "precision": precision, "params": params, "gflops_per_image": flops / 1e9,
+            "train_mpx_s": batch * size * size / train_s / 1e6, "infer_mpx_s": batch * size * size / infer_s / 1e6,
+            "train_cores": train_cores, "infer_cores": infer_cores,
+            "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter": tf.config.threading.get_inter_op_parallelism_threads(),
             "infer_img_s": batch / infer_s, "train_img_s": batch / train_s,
             "infer_gflop_s": flops / 1e9 * batch / infer_s, "train_gflop_s": 3 * flops / 1e9 * batch / train_s,
             "infer_first_s": infer_first, "train_first_s": train_first,
@@ -96,8 +122,12 @@ def worker(name: str, jit: bool, size: int, batch: int, warmup: int, steps: int)
 
 def run_worker(args, name: str, jit: bool) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--jit", str(int(jit)), "--size", str(args.size),
-           "--batch", str(args.batch), "--warmup", str(args.warmup), "--steps", str(args.steps)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "SM_FRAMEWORK": "tf.keras"}
+           "--batch", str(args.batch), "--warmup", str(args.warmup), "--steps", str(args.steps),
+           "--precision", args.precision]
+    from bench_threads import setting_env  # threading variables of the chosen setting only
+
+    env = {**setting_env(args.threads), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "SM_FRAMEWORK": "tf.keras"}
     t = time.time()
     limit = args.jit_timeout if jit else None
     try:
@@ -112,17 +142,20 @@ def run_worker(args, name: str, jit: bool) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    head = ("| model | jit | params (M) | GFLOP/img | train img/s | infer img/s | train GFLOP/s | infer GFLOP/s "
-            "| 1st train step s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | jit | precision | params (M) | GFLOP/img | train img/s | infer img/s | train GFLOP/s "
+            "| infer GFLOP/s | train Mpx/s | infer Mpx/s | cores train / infer | 1st train step s | peak RSS MiB |"
+            "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in results:
         if "error" in r:
-            rows.append(f"| {r['model']} | {'on' if r['jit'] else 'off'} | error: {r['error']} |||||||| |")
+            rows.append(f"| {r['model']} | {'on' if r['jit'] else 'off'} | error: {r['error']} |||||||||||| |")
             continue
-        rows.append(f"| {r['model']} | {'on' if r['jit'] else 'off'} | {r['params'] / 1e6:.2f} | "
-                    f"{r['gflops_per_image']:.1f} | {r['train_img_s']:.2f} | {r['infer_img_s']:.2f} | "
-                    f"{r['train_gflop_s']:.1f} | {r['infer_gflop_s']:.1f} | {r['train_first_s']:.1f} | "
-                    f"{r['peak_rss_mib']:.0f} |")
+        rows.append(f"| {r['model']} | {'on' if r['jit'] else 'off'} | {r.get('precision', 'float32')} | "
+                    f"{r['params'] / 1e6:.2f} | "
+                    f"{r['gflops_per_image']:.2f} | {r['train_img_s']:.2f} | {r['infer_img_s']:.2f} | "
+                    f"{r['train_gflop_s']:.1f} | {r['infer_gflop_s']:.1f} | {r.get('train_mpx_s', 0):.3f} | "
+                    f"{r.get('infer_mpx_s', 0):.3f} | {r.get('train_cores', 0):.2f} / {r.get('infer_cores', 0):.2f} | "
+                    f"{r['train_first_s']:.1f} | {r['peak_rss_mib']:.0f} |")
     return "\n".join([head, *rows])
 
 
@@ -137,11 +170,15 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--warmup", type=int, default=0, help="untimed calls after the first (tracing) call")
     p.add_argument("--steps", type=int, default=2, help="timed calls")
+    p.add_argument("--precision", default="float32", help="keras dtype policy: float32 | mixed_bfloat16")
+    p.add_argument("--threads", default="landseg",
+                   help="threading setting as in bench_threads.py: landseg (import landseg's choice) | tf | IxJ")
     p.add_argument("--out", default=str(REPO / "experiments" / "results" / "models_benchmark.md"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.jit == "1", args.size, args.batch, args.warmup, args.steps)))
+        print(json.dumps(worker(args.worker, args.jit == "1", args.size, args.batch, args.warmup, args.steps,
+                                args.precision)))
         return 0
 
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
@@ -164,7 +201,9 @@ def main(argv=None) -> int:
             f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after (other jobs share the cores). "
             f"Input {args.size}x{args.size}x3, batch {args.batch}, {NUM_CLASSES} classes; each row is its own "
             f"process: 1 tracing call + {args.warmup} warm-up + {args.steps} timed calls of `train_on_batch` "
-            f"(SGD, sparse CE) and `predict_on_batch`.\n\n"
+            f"(SGD, sparse CE) and `predict_on_batch`; threading setting `{args.threads}` (see bench_threads.py), "
+            f"dtype policy {args.precision}. Mpx/s = img/s x {args.size}^2 / 1e6; cores = process CPU time / wall "
+            "in the timed calls.\n\n"
             "FLOPs: TF profiler (`tf.compat.v1.profiler`, float_operation) on the frozen batch-1 inference "
             "graph; a multiply-add counts 2. Training GFLOP/s uses 3x forward FLOPs. Peak RSS = the worker "
             "process's ru_maxrss (includes TensorFlow itself, about the 'after import' figure in the JSON).\n\n"
