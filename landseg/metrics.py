@@ -245,6 +245,9 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     is one (C, C) variable with ``aggregation="sum"``, so per-replica counts add up under
     ``tf.distribute``. ``confusion_matrix()`` / ``per_class_iou()`` / ``summary()`` give the
     numpy views; ``absent`` is the policy of :func:`mean_iou`.
+
+    Kept beside ``keras.metrics.MeanIoU(ignore_class=255, sparse_y_pred=False)`` (which equals the
+    ``exclude`` policy) for the named ``zero`` / ``one`` policies and the numpy views reports use.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX, name: str = "mean_iou",

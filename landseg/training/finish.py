@@ -8,22 +8,15 @@ import os
 import numpy as np
 
 
-def per_class_table(classmap, iou, cm) -> tuple[dict, str]:
-    from landseg.metrics import mean_iou
+def per_class_table(classmap, cm) -> tuple[dict, str]:
+    """``per_class_iou.json`` data and Markdown from :func:`landseg.metrics.summarize` (the one
+    per-class writer; the JSON keeps its ``classes`` rows for readers of older runs)."""
+    from landseg.metrics import summarize, summary_markdown
 
-    support = np.asarray(cm).sum(axis=1)
-    rows = []
-    for i, name in enumerate(classmap.class_names):
-        v = float(iou[i]) if np.isfinite(iou[i]) else None
-        rows.append({"class": name, "iou": v, "pixels": int(support[i])})
-    miou = float(mean_iou(cm))
-    data = {"mean_iou": miou, "classes": rows}
-    md = ["| class | IoU | val pixels |", "|---|---|---|"]
-    for r in rows:
-        shown = "n/a (absent)" if r["iou"] is None else f"{r['iou']:.4f}"
-        md.append(f"| {r['class']} | {shown} | {r['pixels']} |")
-    md.append(f"| **mean** | **{miou:.4f}** | {int(support.sum())} |")
-    return data, "\n".join(md) + "\n"
+    summary = summarize(cm, classmap.class_names)
+    rows = [{"class": r["name"], "iou": r["iou"], "pixels": r["true_pixels"]} for r in summary["per_class"]]
+    data = {"mean_iou": summary["mean_iou"], "classes": rows, "summary": summary}
+    return data, summary_markdown(summary)
 
 
 def confusion_on(model, dataset, steps, num_classes: int, ignore_index: int):
@@ -43,7 +36,6 @@ def finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, dive
     """Final reports from the best model: per-class IoU, confusion matrix, prediction panels."""
     from landseg import plots
     from landseg.io_utils import write_json, write_text
-    from landseg.metrics import iou_per_class
     from landseg.training import runs
 
     best_path = run_dir / "best.keras"
@@ -51,8 +43,7 @@ def finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, dive
         return
     model.load_weights(best_path)
     cm = confusion_on(model, val_ds, val_steps, classmap.num_classes, classmap.ignore_index)
-    iou = np.asarray(iou_per_class(cm), np.float64)
-    data, md = per_class_table(classmap, iou, cm)
+    data, md = per_class_table(classmap, cm)
     data["best_epoch"] = state.get("best_epoch")
     write_json(run_dir / "per_class_iou.json", data)
     write_text(run_dir / "per_class_iou.md", f"# Per-class IoU on validation (best epoch {state.get('best_epoch')})\n\n" + md)

@@ -15,8 +15,9 @@ from pathlib import Path
 from landseg import config as cfg
 from landseg.run_artifact import save_run, split_record
 from landseg.training import runs
-from landseg.training.setup import (build_datasets, cardinality, compile_model, is_chief, make_miou_metric,
-                                    make_strategy, prepare_data, preview_batch, restore_optimizer, unfreeze_all)
+from landseg.training.setup import (build_datasets, cardinality, check_crop_size, compile_model, is_chief,
+                                    make_miou_metric, make_strategy, prepare_data, preview_batch, restore_optimizer,
+                                    unfreeze_all)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     the outputs cannot be written, :class:`landseg.config.ConfigError` on a bad config.
     """
     config = cfg.from_dict(config)
+    size_multiple = check_crop_size(config)  # before any folder is made or data read
     _configure_threads(config["run"])  # before any TensorFlow op starts its runtime
     t_start = time.time()
     run_dir, state = runs.choose_run_dir(config)
@@ -97,9 +99,8 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     preview = preview_batch(val_ds, int(t["num_preview"]))
     bands = int(train_ds.element_spec[0].shape[-1])
 
-    from landseg.models import build_model, get_model_spec
+    from landseg.models import build_model
 
-    spec = get_model_spec(config["model"]["name"])
     frozen = bool(t["freeze_encoder"]) and (t["unfreeze_at_epoch"] is None
                                              or state["epochs_completed"] < t["unfreeze_at_epoch"])
     build_options = dict(config["model"]["options"])
@@ -124,7 +125,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
         runs.write_config(run_dir, config)
         d = config["data"]
         save_run(run_dir, model=config["model"]["name"], model_options=config["model"]["options"], classmap=classmap,
-                 bands=bands, size_multiple=spec.multiple(**config["model"]["options"]), hist_reference=hist_file,
+                 bands=bands, size_multiple=size_multiple, hist_reference=hist_file,
                  unknown_mask_values=d["unknown_mask_values"],
                  split=split_record(train, val, val_fraction=d["val_fraction"], seed=d["split_seed"],
                                     by_group=d["split_by_group"]))

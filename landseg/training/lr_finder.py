@@ -99,8 +99,9 @@ def lr_find_run(config: dict) -> tuple[dict, Path]:
 
     from landseg.models import build_model
     from landseg.training import runs
-    from landseg.training.setup import build_datasets, compile_model, make_miou_metric, prepare_data
+    from landseg.training.setup import build_datasets, check_crop_size, compile_model, make_miou_metric, prepare_data
 
+    check_crop_size(config)
     keras.utils.set_random_seed(int(config["run"]["seed"]))
     out_dir = Path(config["run"]["output_dir"]) / f"{runs.default_run_name(config)}-lr_find"
     runs.check_writable(out_dir)

@@ -80,6 +80,25 @@ def metric_confusion(metric):
     return np.asarray(metric.confusion_matrix(), np.int64)
 
 
+def check_crop_size(config: dict) -> int:
+    """The model's size multiple (stated once, by the model registry); a ``data.crop_size`` that is no
+    multiple of it stops here, before any data is read. Returns the multiple."""
+    from landseg.models import get_model_spec
+
+    name, options = config["model"]["name"], config["model"]["options"]
+    multiple = int(get_model_spec(name).multiple(**options))
+    crop = config["data"]["crop_size"]
+    sides = list(crop) if isinstance(crop, (list, tuple)) else [crop]
+    bad = [int(s) for s in sides if int(s) % multiple]
+    if bad:
+        lower = (bad[0] // multiple) * multiple
+        fix = f"{lower} or {lower + multiple}" if lower > 0 else str(multiple)
+        raise cfg.ConfigError(f"config key 'data.crop_size': {crop!r} is not a multiple of {multiple}, the size multiple "
+                              f"of model {name!r} with these options (its input sides must divide by {multiple}); "
+                              f"use e.g. {fix}")
+    return multiple
+
+
 def unfreeze_all(model) -> None:
     """Make every layer trainable (Keras 3 propagates ``trainable`` to nested layers)."""
     model.trainable = True

@@ -160,3 +160,11 @@ def test_cli_refuses_another_ignore_value_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "loss.ignore_index" in err and "class map" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_crop_size_off_the_model_multiple_stops_before_training(tmp_path, capsys):
+    """The size multiple is the model's (registry); a crop that CSE-UNet (multiple 16) cannot take stops at once."""
+    assert main([f"run.output_dir={tmp_path / 'runs'}", "data.crop_size=40"]) == 2
+    err = capsys.readouterr().err
+    assert "data.crop_size" in err and "multiple of 16" in err and "32 or 48" in err
+    assert not (tmp_path / "runs").exists()
