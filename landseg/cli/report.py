@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default=None, help="page title (default: the run names)")
 
 
-def run(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace) -> int:
     from landseg.report import ReportError, write_report
 
     try:
@@ -49,8 +49,15 @@ def main(argv: list[str] | None = None, prog: str = "landseg report") -> int:
     from landseg.cli import common
 
     common.setup()
-    return run(build_parser(prog).parse_args(argv))
+    return _report(build_parser(prog).parse_args(argv))
+
+
+def run() -> None:
+    """``python -m landseg.report``: errors end in one line (``--debug`` for the traceback)."""
+    from landseg.cli import common
+
+    sys.exit(common.guarded(main, prog="python -m landseg.report"))
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m landseg.report"))
+    run()

@@ -1,8 +1,6 @@
-"""``python -m landseg.report``: the command lives in :mod:`landseg.cli.report`."""
-
-import sys
-
-from landseg.cli.report import main
+"""``python -m landseg.report``: the command line is :mod:`landseg.cli.report`; the library is this package."""
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m landseg.report"))
+    from landseg.cli.report import run
+
+    run()

@@ -129,9 +129,14 @@ def runs_table(runs: Sequence[RunData], colours: Sequence[str]) -> str:
                      "The runs' configs are identical apart from run name and output folders.")
     if any(r.timing_source == "file times" for r in runs):
         notes.append("≈ wall time: from the run's file times (config written → last file written), as the run "
-                     "did not record its time; it leaves out data preparation and includes pauses of a resumed run.")
-    if not any(r.cpu_seconds is not None for r in runs):
-        notes.append("CPU time: not recorded by these runs.")
+                     "did not record its time (trained before landseg recorded it); it leaves out data preparation "
+                     "and includes pauses of a resumed run.")
+    if any(r.timing_source == "recorded" for r in runs):
+        notes.append("Wall and CPU time recorded by the run (state.json): its epochs (training, validation, "
+                     "checkpoints) summed over resumes, without data preparation, model building and final reports; "
+                     "CPU time counts every thread of the process, so it exceeds wall time on several cores.")
+    if not all(r.cpu_seconds is not None for r in runs):
+        notes.append("CPU time –: not recorded (runs trained before landseg recorded it).")
     notes.append("best val mIoU: the epoch-end validation score that chose best.keras; val mIoU, best model: "
                  "best.keras re-scored on the whole validation set after training (per_class_iou.json).")
     if any_eval:

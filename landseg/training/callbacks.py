@@ -27,6 +27,7 @@ import io
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -159,7 +160,11 @@ def write_history_csv(path: str | os.PathLike, rows: list[dict]) -> None:
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch: best.keras on val mIoU, last.keras + optimizer state, history.csv,
     learning curves and ``state.json``; early stopping on val mIoU. Nothing is saved from an
-    epoch whose loss went non-finite (the NaN guard's verdict), so the best model survives."""
+    epoch whose loss went non-finite (the NaN guard's verdict), so the best model survives.
+
+    ``state.json`` also sums the wall and CPU (process, all threads) seconds of the completed epochs,
+    training + validation + checkpoints, across resumes (``wall_seconds``, ``cpu_seconds``; the
+    run report shows them); data preparation, model building and the final reports are not in them."""
 
     def __init__(self, run_dir: Path, state: dict, nan_guard: NaNGuard, patience: int = 0):
         super().__init__()
@@ -169,6 +174,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         state.setdefault("best_epoch", None)
         state.setdefault("wait", 0)
         state.setdefault("epochs_completed", 0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = (time.perf_counter(), time.process_time())
 
     def _save(self, name: str) -> None:
         path = self.run_dir / name
@@ -200,6 +208,10 @@ class RunCheckpoint(keras.callbacks.Callback):
             plot_learning_curves(self.run_dir / "history.csv", self.run_dir / "learning_curves.png", metric="miou")
         except Exception as e:  # a plot must never kill a training
             log.warning(f"\nlearning curves not drawn: {e}")
+        t0 = getattr(self, "_t0", None)
+        if t0 is not None:
+            self.state["wall_seconds"] = round(self.state.get("wall_seconds", 0.0) + time.perf_counter() - t0[0], 2)
+            self.state["cpu_seconds"] = round(self.state.get("cpu_seconds", 0.0) + time.process_time() - t0[1], 2)
         runs.write_state(self.run_dir, self.state)
         if self.patience and self.state["wait"] >= self.patience:
             log.info(f"\nearly stopping: val mIoU has not improved for {self.patience} epochs "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -64,17 +65,18 @@ def test_page_names_both_runs_and_their_settings(page, tiny_runs):
     assert alpha[1][0] == "tiny_test_net"
     assert alpha[header.index("run.seed")][0] == "0" and beta[header.index("run.seed")][0] == "1"
     assert alpha[header.index("epochs")][0] == "2 of 2"
+    # wall and CPU time as the runs recorded them in state.json
+    state = json.loads((tiny_runs["run-alpha"] / "state.json").read_text())
+    assert state["wall_seconds"] > 0 and state["cpu_seconds"] > 0
+    assert alpha[header.index("wall time")][0] == f"{state['wall_seconds']:.0f} s"
+    assert alpha[header.index("CPU time")][0].endswith((" s", " min"))
     # held-out figures of run-alpha's evaluation; run-beta was not evaluated
-    import json
-
     metrics = json.loads((tiny_runs["run-alpha"] / "eval_synthetic_val" / "metrics.json").read_text())
     assert alpha[header.index("held-out mIoU")][0] == f"{metrics['miou']:.4f}"
     assert "not evaluated" in [c for c, _ in beta]
 
 
 def test_per_class_table_marks_the_best_run_per_class(page, tiny_runs):
-    import json
-
     tables = _Tables()
     tables.feed(strip_plotlyjs(page))
     rows = tables.tables["per-class-val"]
@@ -135,7 +137,6 @@ def test_config_differences_and_labels(tiny_runs):
 def test_eval_found_through_its_model_path(tiny_runs, tmp_path):
     """An evaluate output elsewhere (--output) counts for the run whose model its metrics.json names;
     an ensemble's evaluation (several models in settings.ensemble) counts for none of them."""
-    import json
     import shutil
 
     moved = tmp_path / "evals" / "alpha_val"
