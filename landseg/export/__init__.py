@@ -28,7 +28,6 @@ class probabilities): :data:`TOLERANCES`. A larger difference is an :class:`Expo
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -128,8 +127,6 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
     into the folder ``output`` as ``fmt``; see the module docstring."""
     import keras
 
-    from landseg.models import load_model
-
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     model_path = os.fspath(model_path)
@@ -141,8 +138,13 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
                 __import__(mod)
             except ImportError as e:
                 raise ExportError(f"ONNX export needs {mod}: pip install 'landseg[export]'") from e
+    from landseg.model_files import ModelFileError, load_keras_model
+
     run = _load_run(model_path)
-    model = load_model(model_path)
+    try:
+        model = load_keras_model(model_path)
+    except ModelFileError as e:
+        raise ExportError(str(e)) from None
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
     bands = int(shape[-1])
     multiple = int(run.size_multiple) if run is not None else 32

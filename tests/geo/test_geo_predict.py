@@ -1,6 +1,5 @@
 """Windowed raster prediction equals the in-memory path; GIS outputs keep CRS/transform; polygons match pixels."""
 
-import json
 
 import numpy as np
 import pytest
