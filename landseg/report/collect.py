@@ -225,13 +225,18 @@ def _model_file_in(model_path: str, run_dir: Path) -> bool:
 def read_eval(folder: Path) -> EvalResult | None:
     """A ``landseg.evaluate`` output folder, or None when it holds no ``metrics.json``."""
     m = _read_json(folder / EVAL_METRICS_FILE)
-    if m is None or "miou" not in m:
+    if m is None or ("miou" not in m and "mean_iou" not in m):
         return None
-    per_class = {n: (d or {}).get("iou") for n, d in (m.get("per_class") or {}).items()}
+    pc = m.get("per_class") or {}
+    if isinstance(pc, dict):  # {name: {"iou": ...}}
+        per_class = {n: (d or {}).get("iou") for n, d in pc.items()}
+    else:  # [{"name" (or "class"): ..., "iou": ...}] as landseg.metrics.summarize writes it
+        per_class = {r.get("name", r.get("class")): r.get("iou") for r in pc if isinstance(r, dict)}
     panels = {k: folder / f"panels_{k}.png" for k in ("best", "worst") if (folder / f"panels_{k}.png").is_file()}
     cm_png = folder / "confusion_matrix.png"
     return EvalResult(folder=folder, dataset=str(m.get("dataset", "?")), split=str(m.get("split", "?")),
-                      images=int(m.get("images") or 0), miou=m.get("miou"), pixel_accuracy=m.get("pixel_accuracy"),
+                      images=int(m.get("images") or 0), miou=m.get("miou", m.get("mean_iou")),
+                      pixel_accuracy=m.get("pixel_accuracy"),
                       per_class_iou=per_class, settings=m.get("settings") or {}, model=str(m.get("model", "")),
                       confusion_png=cm_png if cm_png.is_file() else None, panels=panels)
 

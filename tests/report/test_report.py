@@ -184,3 +184,14 @@ def test_helpers_without_runs():
     assert best_indices([0.5, None]) == set() and best_indices([None, float("nan")]) == set()
     assert unique_labels([Path("/r/a/x/run"), Path("/r/b/x/run"), Path("/r/c/other")]) == ["a/x/run", "b/x/run", "r/c/other"]
     assert unique_labels([Path("/r/one"), Path("/r/two")]) == ["one", "two"]
+
+
+def test_eval_metrics_in_the_summarize_layout(tmp_path):
+    """metrics.json with landseg.metrics.summarize's keys (mean_iou, per_class as a list) reads too."""
+    from landseg.report.collect import read_eval
+
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "model": "/x/best.keras", "dataset": "dubai", "split": "val", "images": 3, "mean_iou": 0.5,
+        "pixel_accuracy": 0.8, "per_class": [{"name": "water", "iou": 0.7}, {"name": "road", "iou": None}]}))
+    ev = read_eval(tmp_path)
+    assert ev.miou == 0.5 and ev.per_class_iou == {"water": 0.7, "road": None} and ev.label == "dubai val (3 scenes)"
