@@ -130,7 +130,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({_yaml_problem(e)})") from None
     return key.split("."), value
 
 
@@ -144,6 +144,14 @@ def apply_overrides(config: dict, overrides: Iterable[str], schema: dict) -> dic
     return config
 
 
+def _yaml_problem(e: Exception) -> str:
+    """A YAML error in one line: where and what."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(e).split())
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -152,7 +160,7 @@ def load_yaml(path: str | os.PathLike) -> dict:
         try:
             data = yaml.safe_load(f)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -168,8 +176,9 @@ def load_config(config_file: str | os.PathLike | None = None, overrides: Sequenc
     if config_file is not None:
         try:
             config = _merge_layer(config, load_yaml(config_file), schema)
-        except ConfigError as e:
-            raise ConfigError(f"{config_file}: {e}") from None
+        except ConfigError as e:  # name the file once (load_yaml's own messages start with it)
+            text = str(e)
+            raise ConfigError(text if text.startswith(os.fspath(config_file)) else f"{config_file}: {text}") from None
     config = apply_overrides(config, overrides, schema)
     return validate(config, schema, validate_names=validate_names)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from typing import Iterator
 
@@ -24,11 +25,95 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=directory)
     os.close(fd)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            if os.path.exists(tmp):
+                os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the file what open() would
+            os.replace(tmp, path)
+        except OSError as e:
+            if type(e).__module__ == "builtins" and e.errno is not None and e.filename in (None, tmp):
+                # name the file being written, not its temporary
+                raise OSError(e.errno, e.strerror or str(e), path) from e
+            raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The permission bits ``open(path, "w")`` would give a new file (0666 less the umask)."""
+    return 0o666 & ~current_umask()
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file of :func:`atomic_path` (left behind by a killed write)."""
+    return re.match(r"^\..+\.[A-Za-z0-9_]{8}\.tmp", name) is not None
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
+    """Remove :func:`atomic_path` leftovers (``.<name>.<random>.tmp<ext>``) from ``folder``; returns
+    their names. Only call it while no other process writes into ``folder`` (e.g. under a run lock)."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if is_temp_name(name) and os.path.isfile(os.path.join(folder, name)):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+class NotWritableError(OSError):
+    """An output folder cannot be created or written. Message: ``"<folder>: <problem>"``."""
+
+
+def check_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> None:
+    """Create ``folder`` and write, rename and remove a probe file in it, or raise
+    :class:`NotWritableError` naming the folder, before any work is done."""
+    folder = os.fspath(folder)
+    probe = renamed = None
+    try:
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise NotWritableError(f"{folder}: {what} is an existing file, not a folder")
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_probe.", suffix=".tmp", dir=folder)
+        os.write(fd, b"x" * 1024)
+        os.close(fd)
+        renamed = probe + ".renamed.tmp"
+        os.replace(probe, renamed)
+        probe = None
+        os.remove(renamed)
+        renamed = None
+    except NotWritableError:
+        raise
+    except OSError as e:
+        raise NotWritableError(f"{folder}: {what} is not writable ({e.strerror or e})") from None
+    finally:
+        for leftover in (probe, renamed):
+            if leftover and os.path.exists(leftover):
+                try:
+                    os.remove(leftover)
+                except OSError:
+                    pass
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

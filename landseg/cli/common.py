@@ -42,6 +42,82 @@ def error(message: str, code: int = USAGE) -> int:
     return code
 
 
+# ----------------------------------------------------------------------------- errors
+DEBUG_ENV = "LANDSEG_DEBUG"
+DATA_HINT = "`landseg data check DATA_DIR` lists every problem of a dataset at once"
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def describe(e: BaseException) -> tuple[str, str | None, int]:
+    """(one line naming what is wrong, a hint or None, exit code) for an exception reaching the CLI."""
+    import errno
+
+    from landseg.config import ConfigError
+    from landseg.data.errors import DataError
+
+    name = type(e).__name__
+    if name == "TrainingDiverged":
+        return str(e), None, DIVERGED
+    if isinstance(e, ConfigError):
+        return f"config error: {e}", None, USAGE
+    if isinstance(e, DataError):
+        return str(e), DATA_HINT, USAGE
+    if isinstance(e, OSError):
+        where = e.filename or ""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
+                    errno.EFBIG: "the file size limit was reached"}[e.errno]
+            return (f"{where or 'output'}: cannot write: {what} ({e.strerror})",
+                    "free some space (or raise the limit) and run the same command again: files written before are "
+                    "intact and a training continues from its last saved epoch", USAGE)
+        if e.strerror and where:
+            return f"{where}: {e.strerror}", None, USAGE
+        return str(e) or name, None, USAGE
+    if isinstance(e, ValueError):
+        return str(e) or name, None, USAGE
+    return f"internal error: {name}: {e}", "this is a bug in landseg; run again with --debug and report the traceback", 1
+
+
+def fail(e: BaseException) -> int:
+    """Print ``e`` as one line (plus a hint) on stderr, the traceback only under ``--debug`` /
+    ``LANDSEG_DEBUG=1``; returns the exit code."""
+    if debug_enabled():
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    line, hint, code = describe(e)
+    print(f"error: {line}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return code
+
+
+def guarded(main, argv=None, prog: str | None = None) -> int:
+    """Run a command's ``main(argv, prog=...)``: ``--debug`` (anywhere) sets ``LANDSEG_DEBUG=1`` and is
+    removed; any exception ends in :func:`fail`'s one line instead of a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:
+        argv = [a for a in argv if a != "--debug"]
+        os.environ[DEBUG_ENV] = "1"
+    try:
+        return main(argv, prog=prog) if prog else main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place where exceptions become messages
+        return fail(e)
+
+
+def check_output_dir(folder, what: str = "output folder") -> None:
+    """Create ``folder`` and write, rename and remove a probe there (raises an OSError naming it)."""
+    from landseg.io_utils import check_writable_dir
+
+    check_writable_dir(folder, what)
+
+
 # ----------------------------------------------------------------------------- config
 def add_config_args(p: argparse.ArgumentParser) -> None:
     from landseg.config import STRATEGIES
@@ -87,9 +163,16 @@ def add_ensemble_args(p: argparse.ArgumentParser, dataset_help: str | None = Non
 
 
 def settings_from_args(args):
+    """The predictor settings; bad ``--tile`` / ``--overlap`` / ``--batch-size`` / ``--weights`` raise
+    ValueError with the valid ranges, before any model is loaded."""
+    from landseg.inference.ensemble import check_weights
     from landseg.inference.predict import PredictorSettings
 
-    return PredictorSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, tta=args.tta)
+    settings = PredictorSettings(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, tta=args.tta)
+    if getattr(args, "weights", None) is not None:
+        models = getattr(args, "models", None) or ([args.model] if getattr(args, "model", None) else [])
+        check_weights(args.weights, len(models) if models else None)
+    return settings
 
 
 def progress_from_args(args):

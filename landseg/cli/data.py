@@ -107,4 +107,6 @@ def _band_stats(args, layout) -> int:
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.data"))
+    from landseg.cli import common
+
+    sys.exit(common.guarded(main, prog="python -m landseg.data"))

@@ -57,4 +57,4 @@ def main(argv=None, prog: str = "landseg evaluate") -> int:
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.evaluate"))
+    sys.exit(common.guarded(main, prog="python -m landseg.evaluate"))

@@ -44,4 +44,4 @@ def main(argv=None, prog: str = "landseg export") -> int:
 def run() -> None:
     import sys
 
-    sys.exit(main(prog="python -m landseg.export"))
+    sys.exit(common.guarded(main, prog="python -m landseg.export"))

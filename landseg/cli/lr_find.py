@@ -36,4 +36,4 @@ def main(argv=None, prog: str = "landseg lr_find") -> int:
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.lr_find"))
+    sys.exit(common.guarded(main, prog="python -m landseg.lr_find"))

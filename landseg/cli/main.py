@@ -4,7 +4,10 @@ installed with the package); ``landseg <stage> --help`` shows a stage's options.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from landseg.cli import common
 
 # stage -> (module in landseg.cli, one line)
 STAGES = {
@@ -28,6 +31,9 @@ def usage() -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--debug" in argv:  # anywhere: tracebacks on (common.guarded)
+        argv = [a for a in argv if a != "--debug"]
+        os.environ[common.DEBUG_ENV] = "1"
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
@@ -36,7 +42,7 @@ def main(argv=None) -> int:
         print(f"landseg: unknown stage {argv[0]!r}; valid: {', '.join(STAGES)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"landseg.cli.{STAGES[stage][0]}")
-    return module.main(argv[1:], prog=f"landseg {stage}")
+    return common.guarded(module.main, argv[1:], prog=f"landseg {stage}")
 
 
 def run() -> None:

@@ -51,4 +51,4 @@ def main(argv=None, prog: str = "landseg predict") -> int:
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.predict"))
+    sys.exit(common.guarded(main, prog="python -m landseg.predict"))

@@ -42,4 +42,4 @@ def main(argv=None, prog: str = "landseg pseudolabel") -> int:
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.pseudolabel"))
+    sys.exit(common.guarded(main, prog="python -m landseg.pseudolabel"))

@@ -50,4 +50,4 @@ def main(argv=None, prog: str = "landseg self_train") -> int:
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.self_train"))
+    sys.exit(common.guarded(main, prog="python -m landseg.self_train"))

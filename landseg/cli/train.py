@@ -32,18 +32,14 @@ def main(argv=None, prog: str = "landseg train") -> int:
     config = common.config_from_args(args)
     if config is None:
         return common.USAGE
-    from landseg.config import ConfigError
-    from landseg.training import TrainingDiverged, run_training
-    from landseg.training.runs import OutputError
+    from landseg.training import run_training
 
     try:
         run_training(config)
-    except (OutputError, ConfigError) as e:
-        return common.error(str(e))
-    except TrainingDiverged as e:
-        return common.error(str(e), common.DIVERGED)
+    except Exception as e:  # noqa: BLE001 - data, config, output, lock, model-file errors and divergence: one line
+        return common.fail(e)
     return common.OK
 
 
 def run() -> None:
-    sys.exit(main(prog="python -m landseg.train"))
+    sys.exit(common.guarded(main, prog="python -m landseg.train"))

@@ -256,6 +256,8 @@ def check_dataset(data_dir, classmap, layout: str, unknown_to_ignore: bool = Fal
     for note in files.notes:
         path, _, msg = note.partition(": ")
         report.problems.append(Problem(WARNING, path, msg))
+    for s in files.unlabelled:  # named: training skips them
+        report.problems.append(Problem(WARNING, s.image, "image without a mask (not trained on)"))
     if not files.labelled:
         report.problems.append(Problem(ERROR, str(data_dir), f"no (image, mask) pairs found with layout '{layout}'"))
     samples = files.labelled + files.unlabelled

@@ -49,17 +49,31 @@ def _tf():
 
 # ---------------------------------------------------------------------- up-front checks
 def _header(path: str, what: str):
+    """(format, mode, (w, h), bands, transparency) of an image file, None for TIFF; a missing, empty,
+    unreadable or truncated (JPEG/PNG) file raises :class:`DataError`. Remembered per file size and
+    mtime (:mod:`landseg.data.integrity`), so a second run costs one ``stat`` per file."""
     if not os.path.isfile(path):
         raise DataError(path, f"{what} file does not exist")
     if os.path.getsize(path) == 0:
         raise DataError(path, f"{what} file is empty (0 bytes)")
     if path.lower().endswith(TIFF_EXTENSIONS):
         return None
+    from landseg.data import integrity
+
+    header = integrity.cached(path, "header", lambda: _read_header(path, what))
+    return tuple(tuple(v) if isinstance(v, list) else v for v in header)
+
+
+def _read_header(path: str, what: str) -> list:
+    from landseg.data.integrity import check_complete
+
     try:
         with Image.open(path) as im:
-            return im.format, im.mode, im.size, len(im.getbands()), "transparency" in im.info
+            header = [im.format, im.mode, list(im.size), len(im.getbands()), "transparency" in im.info]
     except (UnidentifiedImageError, OSError) as e:
         raise DataError(path, f"unreadable {what} ({e})") from e
+    check_complete(path, header[0], what)
+    return header
 
 
 def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
@@ -113,6 +127,9 @@ def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
             else:
                 mask_route = 0 if tf_ok else 1
         plan.append((os.fspath(s.image), os.fspath(s.mask), image_route, mask_route))
+    from landseg.data import integrity
+
+    integrity.save()
     return plan
 
 

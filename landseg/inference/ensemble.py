@@ -11,18 +11,30 @@ from landseg.inference.tiling import DEFAULT_SIZE_MULTIPLE
 # ----------------------------------------------------------------------------- loading
 def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
     """Load a saved model and its training run's artifact (:func:`landseg.run_artifact.load_run`)."""
-    from landseg.models import load_model
+    from landseg.model_files import check_keras_file, load_keras_model
     from landseg.run_artifact import load_run
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: model file not found")
+    check_keras_file(path)
     run = load_run(path)
-    model = load_model(path)
+    model = load_keras_model(path)
     if run is None:
         return ModelEntry(model, float(weight), name=path, size_multiple=DEFAULT_SIZE_MULTIPLE)
     return ModelEntry(model, float(weight), name=path, hist_reference=run.load_hist_reference(),
                       size_multiple=run.size_multiple, logits=bool(run.model_options.get("logits", False)), run=run)
+
+
+def check_weights(weights: Sequence[float], n_models: int | None = None) -> None:
+    """Ensemble weights: one per model, each finite and >= 0, not all 0 (ValueError saying so)."""
+    import math
+
+    if n_models is not None and len(weights) != n_models:
+        raise ValueError(f"--weights: {len(weights)} weight(s) for {n_models} model(s); give one weight per model")
+    bad = [w for w in weights if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
+    if bad:
+        raise ValueError(f"--weights: {bad[0]!r} is not valid; valid: finite numbers >= 0 (one per model, not all 0)")
+    if not any(w > 0 for w in weights):
+        raise ValueError("--weights: all weights are 0; at least one model needs a weight > 0")
 
 
 def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) -> list[ModelEntry]:
@@ -30,8 +42,7 @@ def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) 
         raise ValueError("no models given")
     if weights is None:
         weights = [1.0] * len(paths)
-    if len(weights) != len(paths):
-        raise ValueError(f"{len(weights)} weights for {len(paths)} models; give one weight per model")
+    check_weights(list(weights), len(paths))
     entries = [load_entry(p, w) for p, w in zip(paths, weights)]
     check_same_classes(entries)
     return entries

@@ -286,6 +286,9 @@ def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout
         raise ValueError(f"{models[0]} predicts {entries[0].num_classes} classes but {plan.classmap.name!r} "
                          f"has {plan.classmap.num_classes}")
     out = Path(output or Path(models[0]).resolve().parent / f"eval_{plan.dataset}_{split}")
+    from landseg.io_utils import check_writable_dir
+
+    check_writable_dir(out)  # before any scene is scored
     predictor = settings.build(entries)
     t0 = time.perf_counter()
     from landseg.geo.predict import ensemble_normalisation

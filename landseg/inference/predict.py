@@ -37,6 +37,25 @@ class PredictorSettings:
     batch_size: int = DEFAULT_BATCH
     tta: str = "none"
 
+    def __post_init__(self):
+        """Bad values stop here, before any model is loaded, with the valid ranges."""
+        import math
+
+        from landseg.inference.tta import TTA_MODES
+
+        def bad(option, value, valid):
+            raise ValueError(f"{option} {value!r} is not valid; valid: {valid}")
+
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile <= 0:
+            bad("--tile", self.tile, "a whole number of pixels > 0 (rounded up to the model's size multiple)")
+        if isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, float)) or not math.isfinite(self.overlap) \
+                or not 0 <= self.overlap < 1:
+            bad("--overlap", self.overlap, "a fraction of the tile in [0, 1), e.g. 0.25")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            bad("--batch-size", self.batch_size, "a whole number of tiles > 0")
+        if self.tta not in TTA_MODES:
+            bad("--tta", self.tta, ", ".join(sorted(TTA_MODES)))
+
     def build(self, entries):
         from landseg.inference.predictor import Predictor
 
@@ -172,7 +191,12 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
     input's CRS (:mod:`landseg.geo.predict`), with ``vector`` (.gpkg / .geojson) their polygons."""
     from landseg.inference.ensemble import ensemble_classmap, load_ensemble
 
+    from landseg.io_utils import check_writable_dir
+
     settings = settings or PredictorSettings()
+    check_writable_dir(output)  # before any model is loaded or scene predicted
+    if vector is not None:
+        check_writable_dir(Path(vector).resolve().parent, "folder of --vector")
     models = [os.fspath(m) for m in models]
     entries = load_ensemble(models, weights)
     classmap = ensemble_classmap(entries, dataset)

@@ -37,7 +37,11 @@ def pseudolabel(models, input_dir, output, threshold: float, *, weights=None, da
 
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    from landseg.io_utils import check_writable_dir
+
     settings = settings or PredictorSettings()
+    check_writable_dir(output)  # before any model is loaded or image read
+    check_writable_dir(Path(output) / "masks")
     models = [os.fspath(m) for m in models]
     entries = load_ensemble(models, weights)
     classmap = ensemble_classmap(entries, dataset)

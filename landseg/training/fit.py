@@ -60,6 +60,19 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     tb_dir = Path(config["run"]["tensorboard_dir"]) / name
     runs.check_writable(run_dir)
     runs.check_writable(tb_dir)
+    from landseg.io_utils import remove_stale_temps
+    from landseg.training.lock import RunLock
+
+    with RunLock(run_dir):  # a second copy of this run stops here, naming the holder
+        state = runs.read_state(run_dir) if state is not None else None  # as the previous holder left it
+        removed = remove_stale_temps(run_dir)
+        if removed:
+            log.info(f"{run_dir}: removed {len(removed)} temporary file(s) of an interrupted save: {', '.join(removed)}")
+        return _train(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
+
+
+def _train(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
+           t_start: float) -> Path:
 
     import keras
 
@@ -119,8 +132,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     runs.check_free_space(run_dir, runs.estimate_output_bytes(model.count_params(), t["epochs"]))
 
     if resumed:
-        model.load_weights(run_dir / "last.keras")
-        restore_optimizer(model, run_dir / "last_optimizer.npz", strategy)
+        _resume_weights(model, run_dir, state, strategy)
     else:
         runs.write_config(run_dir, config)
         d = config["data"]
@@ -161,15 +173,20 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
                 compile_model(model, config, classmap, miou)
         if first >= last:
             continue
-        model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
-                  validation_steps=val_steps, callbacks=cb_list, verbose=t["verbose"], shuffle=False)
+        try:
+            model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
+                      validation_steps=val_steps, callbacks=cb_list, verbose=t["verbose"], shuffle=False)
+        except Exception as e:  # a file TF could not decode: name it (tf.data's error does not)
+            _raise_data_error(e, list(train) + list(val), config)
+            raise
         if nan_guard.failed or model.stop_training and state.get("early_stopped"):
             break
 
     from landseg.training.finish import finish
 
     finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, diverged=nan_guard.failed is not None)
-    log.info(f"done in {time.time() - t_start:.0f} s: {run_dir}")
+    if not nan_guard.failed:
+        log.info(f"done in {time.time() - t_start:.0f} s: {run_dir}")
     if nan_guard.failed:
         best = state.get("best_val_miou")
         kept = (f"the best model so far (val mIoU {best:.4f}, epoch {state['best_epoch']}) is kept in "
@@ -179,3 +196,49 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     return run_dir
 
 
+
+
+def _resume_weights(model, run_dir: Path, state: dict, strategy) -> None:
+    """Weights and optimizer state of the last completed epoch; from ``best.keras`` (saying so) when
+    ``last.keras`` is corrupt, e.g. cut short by a full disk."""
+    from landseg.model_files import ModelFileError, keras_file_problem
+
+    last, best = run_dir / "last.keras", run_dir / "best.keras"
+    problem = keras_file_problem(last)
+    with strategy.scope():  # built first, so Keras restores (not skips) the optimizer variables
+        model.optimizer.build(model.trainable_variables)
+    if problem is None:
+        model.load_weights(last)
+        restore_optimizer(model, run_dir / "last_optimizer.npz", strategy)
+        return
+    best_epoch = state.get("best_epoch")
+    best_problem = keras_file_problem(best)
+    if best_problem is not None or not best_epoch:
+        raise ModelFileError(last, f"{problem}; best.keras cannot replace it ({best_problem or 'no best epoch'}). "
+                             f"Start the run anew (run.resume=never, or delete {run_dir})")
+    log.warning(f"{last}: {problem}; resuming from {best} (epoch {best_epoch}) instead, with a fresh optimizer state; "
+                f"epochs after {best_epoch} are trained again")
+    model.load_weights(best)
+    state["epochs_completed"] = int(best_epoch)
+    state["history"] = [r for r in state.get("history", []) if r.get("epoch", 0) <= best_epoch]
+    state["wait"] = 0
+    state.pop("early_stopped", None)
+
+
+def _raise_data_error(error: Exception, samples, config: dict) -> None:
+    """When ``error`` is TensorFlow failing on input data, find the file by decoding each one and
+    raise the project's :class:`~landseg.data.errors.DataError` naming it; otherwise return."""
+    import tensorflow as tf
+
+    if not isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.UnknownError)):
+        return
+    from landseg.data.errors import DataError
+    from landseg.data.integrity import find_unreadable
+
+    bad = find_unreadable(samples, config["data"]["classmap"],
+                          unknown_to_ignore=config["data"]["unknown_mask_values"] == "ignore")
+    if bad is not None:
+        raise bad from None
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise DataError("(training data)", f"TensorFlow could not read an input ({first}); every file decodes on its "
+                    "own, so run `landseg data check` on the dataset") from None

@@ -12,7 +12,6 @@ import copy
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -80,11 +79,18 @@ def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
     existing = [d for d in candidates[:10000] if d.exists()] if out.is_dir() else []
     if existing:
         last = existing[-1]
+        from landseg.training.lock import held_by_other
+
+        if held_by_other(last) is not None:
+            return last, read_state(last)  # a live copy of this run: taking its lock is refused, naming it
         state = read_state(last)
-        if (config["run"]["resume"] == "auto" and state is not None and not state.get("finished")
-                and state.get("epochs_completed", 0) > 0
-                and comparable_config(read_run_config(last) or {}) == comparable_config(config)):
-            return last, state
+        saved = read_run_config(last)
+        same = saved is None and state is None or comparable_config(saved or {}) == comparable_config(config)
+        if config["run"]["resume"] == "auto" and same and (state is None or not state.get("finished")):
+            if state is not None and state.get("epochs_completed", 0) > 0:
+                return last, state
+            if not _has_checkpoints(last):  # killed before its first epoch ended: start again in the same folder
+                return last, None
         idx = candidates.index(last)
         for d in candidates[idx + 1:]:
             if not d.exists():
@@ -92,18 +98,18 @@ def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
     return candidates[0], None
 
 
+def _has_checkpoints(run_dir: Path) -> bool:
+    return any((run_dir / f).exists() for f in ("best.keras", "last.keras"))
+
+
 def check_writable(folder: str | os.PathLike) -> None:
-    """Create ``folder`` and write/remove a probe file there, or raise :class:`OutputError` now."""
-    folder = Path(folder)
+    """Create ``folder`` and write, rename and remove a probe file there, or raise :class:`OutputError` now."""
+    from landseg.io_utils import NotWritableError, check_writable_dir
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_probe.", dir=folder)
-        os.write(fd, b"x" * 1024)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        raise OutputError(f"{folder}: output folder is not writable ({e.strerror or e}); choose another with "
-                          "run.output_dir=... / run.tensorboard_dir=...") from None
+        check_writable_dir(folder)
+    except NotWritableError as e:
+        raise OutputError(f"{e}; choose another with run.output_dir=... / run.tensorboard_dir=...") from None
 
 
 def estimate_output_bytes(num_params: int, epochs: int) -> int:

@@ -138,6 +138,13 @@ def prepare_data(config: dict, run_dir: Path | None):
     files = discover(data_dir, d["layout"])
     if not files.labelled:
         raise cfg.ConfigError(f"{data_dir}: no labelled images found with layout {d['layout']!r}")
+    if files.unlabelled:  # named, not silently dropped
+        import logging
+
+        names = [s.image for s in files.unlabelled]
+        logging.getLogger(__name__).warning(
+            f"{len(names)} image(s) without a mask are not trained on: " + ", ".join(names[:5])
+            + (f" and {len(names) - 5} more" if len(names) > 5 else "") + " (landseg data check lists them all)")
     train, val = split_samples(files.labelled, val_fraction=d["val_fraction"], seed=d["split_seed"],
                                by_group=d["split_by_group"])
     for folder in d["pseudo_label_dirs"]:
