@@ -106,6 +106,8 @@ def _train(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_m
         steps = max(accum, steps - steps % accum)  # whole updates only: checkpoints never hold half-accumulated grads
     train_ds = train_ds.repeat()
     val_steps = t["val_steps"] or cardinality(val_ds)
+    if val_steps is None:  # grid tiles: count them once, so Keras knows the length (no "ran out of data" warning)
+        val_ds, val_steps = _with_known_length(val_ds)
     log.info(f"{len(train)} training / {len(val)} validation images, {classmap.num_classes} classes, "
           f"{steps} steps/epoch of batch {batch}" + (f" x {accum} accumulated" if accum > 1 else "")
           + (f" over {replicas} replicas" if replicas > 1 else ""))
@@ -242,3 +244,12 @@ def _raise_data_error(error: Exception, samples, config: dict) -> None:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     raise DataError("(training data)", f"TensorFlow could not read an input ({first}); every file decodes on its "
                     "own, so run `landseg data check` on the dataset") from None
+
+
+def _with_known_length(ds):
+    """(``ds`` with its batch count asserted, that count): Keras then restarts the validation data
+    every epoch instead of running it dry and warning "Your input ran out of data"."""
+    import tensorflow as tf
+
+    n = int(ds.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+    return ds.apply(tf.data.experimental.assert_cardinality(n)), n
