@@ -314,13 +314,36 @@ def load_classmap(path: str | os.PathLike, ignore_names: Iterable[str] = DEFAULT
     if not os.path.isfile(path):
         raise FileNotFoundError(f"class map file {path} does not exist")
     name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        return _load_classmap_file(path, name, ignore_names)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the class map ({e.strerror or e})") from None
+    except ValueError as e:  # a ClassMap check: name the file
+        if path in str(e):
+            raise
+        raise ValueError(f"{path}: {e}") from None
+
+
+def _load_classmap_file(path: str, name: str, ignore_names: Iterable[str]) -> ClassMap:
     if path.lower().endswith(".csv"):
-        return _classmap_from_csv(path, name, {n.lower() for n in ignore_names})
+        import csv as _csv
+
+        try:
+            return _classmap_from_csv(path, name, {n.lower() for n in ignore_names})
+        except _csv.Error as e:
+            raise ValueError(f"{path}: not a valid CSV file ({e})") from None
     if path.lower().endswith((".yaml", ".yml")):
         import yaml
 
         with open(path) as f:
-            data = yaml.safe_load(f)
+            try:
+                data = yaml.safe_load(f)
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+                raise ValueError(f"{path}: not valid YAML: {where}{getattr(e, 'problem', None) or e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a class map YAML must be a mapping of ClassMap keys")
         data.setdefault("name", name)

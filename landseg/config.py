@@ -97,6 +97,8 @@ def merge(base: dict, update: dict, schema: dict | None = None, where: str = "")
             valid = sorted(schema) if isinstance(schema, dict) else []
             raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + section if section else ''}: "
                               f"{', '.join(valid)}")
+        if isinstance(v, dict) and not isinstance(schema[k], dict) and key not in FREE_FORM:
+            raise ConfigError(f"config key {key!r} takes a single value, not the mapping {v!r}")
         if key in FREE_FORM and isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = {**out[k], **copy.deepcopy(v)}  # model.options.dropout=0.2 keeps the other options
         elif isinstance(schema[k], dict) and key not in FREE_FORM:
@@ -156,11 +158,15 @@ def load_yaml(path: str | os.PathLike) -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist")
-    with open(path) as f:
-        try:
+    try:
+        with open(path) as f:
             data = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text (YAML) file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
