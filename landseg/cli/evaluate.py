@@ -47,8 +47,8 @@ def main(argv=None, prog: str = "landseg evaluate") -> int:
                               seed=args.seed, unknown_mask_values=args.unknown_mask_values, output=args.output,
                               settings=common.settings_from_args(args), panels=args.panels,
                               progress=common.progress_from_args(args))
-    except (ValueError, OSError) as e:
-        return common.error(str(e))
+    except (ValueError, OSError) as e:  # one line naming the file / option (+ a hint for data errors)
+        return common.fail(e)
     fmt = lambda v: "n/a" if v is None or v != v else f"{v:.4f}"  # noqa: E731
     print(f"mIoU {fmt(res['miou'])} (absent classes excluded), pixel accuracy {fmt(res['pixel_accuracy'])} "
           f"on {res['images']} scene(s)" + (f", {len(res['failed'])} failed" if res["failed"] else "")

@@ -34,7 +34,7 @@ def main(argv=None, prog: str = "landseg export") -> int:
     except ExportCheckError as e:
         return common.error(str(e), common.DIVERGED)
     except (ExportError, ValueError, OSError) as e:
-        return common.error(str(e))
+        return common.fail(e)
     check = "not checked" if args.no_check else (f"max |exported - keras| = {r.max_abs_diff:.2e} <= {r.tolerance:g}, "
                                                   f"argmax agreement {r.argmax_agreement:.2%}")
     print(f"exported {args.format} to {r.path} (input {list(r.input_shape)}); {check}; see {r.sidecar}")

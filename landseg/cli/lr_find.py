@@ -30,7 +30,7 @@ def main(argv=None, prog: str = "landseg lr_find") -> int:
     try:
         result, _ = lr_find_run(config)
     except (OutputError, ConfigError) as e:
-        return common.error(str(e))
+        return common.fail(e)
     print(f"suggested: optimizer.lr={result['suggestion']:.3g}")
     return common.OK
 

@@ -41,8 +41,8 @@ def main(argv=None, prog: str = "landseg predict") -> int:
         summary = predict_folder(args.models, args.input, args.output, weights=args.weights, dataset=args.dataset,
                                  settings=common.settings_from_args(args), save_probs=args.save_probs,
                                  progress=common.progress_from_args(args), vector=args.vector, simplify=args.simplify)
-    except (ValueError, OSError) as e:
-        return common.error(str(e))
+    except (ValueError, OSError) as e:  # one line naming the file / option (+ a hint for data errors)
+        return common.fail(e)
     failed = summary["failed"]
     print(f"predicted {len(summary['written'])} image(s) into {args.output}"
           + (f"; {len(failed)} failed: " + ", ".join(Path(f["image"]).name for f in failed) if failed else ""),

@@ -32,8 +32,8 @@ def main(argv=None, prog: str = "landseg pseudolabel") -> int:
         summary = pseudolabel(args.models, args.input, args.output, args.threshold, weights=args.weights,
                               dataset=args.dataset, settings=common.settings_from_args(args),
                               progress=common.progress_from_args(args))
-    except (ValueError, OSError) as e:
-        return common.error(str(e))
+    except (ValueError, OSError) as e:  # one line naming the file / option (+ a hint for data errors)
+        return common.fail(e)
     failed = summary["failed"]
     print(f"pseudo-labelled {len(summary['images'])} image(s): {summary['fraction_labelled']:.1%} of pixels at "
           f"confidence >= {args.threshold}; {args.output}/summary.json" + (f"; {len(failed)} failed" if failed else ""),

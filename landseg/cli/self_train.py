@@ -33,7 +33,6 @@ def main(argv=None, prog: str = "landseg self_train") -> int:
     if config is None:
         return common.USAGE
     from landseg.config import ConfigError
-    from landseg.training import TrainingDiverged
     from landseg.training.runs import OutputError
     from landseg.training.self_train import self_train
 
@@ -42,7 +41,7 @@ def main(argv=None, prog: str = "landseg self_train") -> int:
                             warm_start=args.warm_start, init_model=args.init_model,
                             progress=common.progress_from_args(args))
     except (OutputError, ConfigError, ValueError, RuntimeError) as e:
-        return common.error(str(e), common.DIVERGED if isinstance(e, TrainingDiverged) else common.USAGE)
+        return common.fail(e)  # TrainingDiverged -> exit 3
     for r in record["rounds"]:
         print(f"round {r['round']}: {r['model']}" + (f" (pseudo-labelled {r['fraction_labelled']:.1%} of pixels)"
                                                      if "fraction_labelled" in r else ""))
