@@ -22,12 +22,12 @@ __all__ = ["build_model", "available_models", "get_model_spec", "check_input_siz
 
 def custom_objects() -> dict:
     """Every landseg layer (they are also registered under the 'landseg>' package names)."""
-    from .common import FastBatchNorm, InputSizeCheck
+    from .common import BilinearUpsample, FastBatchNorm, InputSizeCheck
     from .cse_unet import ConvBN, ConvStack, DualPathFusion, UpConcat
     from .deeplabv3 import ImagePooling
     from .encoders.efficientnet_lite import FrozenStatsBatchNorm
 
-    objs = [InputSizeCheck, FastBatchNorm, FrozenStatsBatchNorm, ConvBN, ConvStack, DualPathFusion, UpConcat,
+    objs = [InputSizeCheck, FastBatchNorm, FrozenStatsBatchNorm, BilinearUpsample, ConvBN, ConvStack, DualPathFusion, UpConcat,
             ImagePooling]
     return {c.__name__: c for c in objs}
 

@@ -90,3 +90,33 @@ class FastBatchNorm(layers.BatchNormalization):
                 x, gamma, beta, tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32),
                 epsilon=self.epsilon, is_training=False)
         return tf.cast(y, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="landseg")
+class BilinearUpsample(layers.Layer):
+    """x ``factor`` bilinear upsampling that also works when H and W are unknown at trace time.
+
+    Keras' ``UpSampling2D(interpolation="bilinear")`` fails once ``predict`` retraces with
+    relaxed (None) spatial shapes, as it does for scenes of several sizes. Same numbers as
+    ``keras.ops.image.resize`` (half-pixel centres, no antialiasing).
+    """
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        h, w = x.shape[1], x.shape[2]
+        if isinstance(h, int) and isinstance(w, int):
+            return keras.ops.image.resize(x, (h * self.factor, w * self.factor), interpolation="bilinear")
+        import tensorflow as tf  # dynamic sizes: only the TensorFlow backend retraces with None dims
+
+        size = tf.shape(x)[1:3] * self.factor
+        return tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, None if h is None else h * self.factor, None if w is None else w * self.factor, c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .common import BN_MOMENTUM, FastBatchNorm, InputSizeCheck
+from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck
 from .weights import check_weights_file, no_download, transfer_weights
 
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
@@ -121,6 +121,6 @@ def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), outp
     x = _conv_bn_relu(x, aspp_filters, 1, name="aspp_project")
     x = _conv_bn_relu(x, aspp_filters, 3, name="head")
     x = layers.Conv2D(num_classes, 1, name="classifier_conv")(x)  # classify, then upsample the logits
-    x = layers.UpSampling2D(output_stride, interpolation="bilinear", name="upsample")(x)
+    x = BilinearUpsample(output_stride, name="upsample")(x)
     x = layers.Activation("linear" if logits else "softmax", dtype="float32", name="classifier_output")(x)
     return keras.Model(inputs, x, name=name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .common import BN_MOMENTUM, FastBatchNorm, InputSizeCheck
+from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck
 from .encoders.efficientnet_lite import INPUT_OFFSET, INPUT_SCALE, lite0_features, load_lite0_weights
 
 DECODER = ((16, 96, 2), (8, 64, 2), (4, 48, 1), (2, 32, 1))  # (stride, width, convolutions)
@@ -44,14 +44,14 @@ def build_lite_unet(num_classes: int, input_shape=(None, None, 3), encoder_weigh
     feats = lite0_features(x, frozen_stats=pretrained, bn_momentum=BN_MOMENTUM)
     x = feats[32]
     for stride, width, convs in DECODER:
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_up{stride}")(x)
+        x = BilinearUpsample(2, name=f"decoder_up{stride}")(x)
         x = layers.Concatenate(name=f"decoder_cat{stride}")([x, feats[stride]])
         for i in range(convs):
             x = _conv_bn_relu(x, width, f"decoder_s{stride}_{i}")
     if dropout:
         x = layers.SpatialDropout2D(dropout, name="decoder_dropout")(x)
     x = layers.Conv2D(num_classes, 1, name="head_conv")(x)
-    x = layers.UpSampling2D(2 * down, interpolation="bilinear", name="head_upsample")(x)
+    x = BilinearUpsample(2 * down, name="head_upsample")(x)
     act = "linear" if logits else "softmax"
     outputs = layers.Activation(act, dtype="float32", name="output")(x)
     model = keras.Model(inputs, outputs, name="lite_unet")

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .common import BN_MOMENTUM, InputSizeCheck
+from .common import BN_MOMENTUM, BilinearUpsample, InputSizeCheck
 from .weights import check_weights_file, no_download, transfer_weights
 
 SIZE_MULTIPLE = 32  # five 2x downsamplings in every sm backbone
@@ -63,6 +63,35 @@ def _sm_core(arch: str, num_classes: int, bands: int, backbone: str, encoder_wei
     model = ctor(backbone, input_shape=(None, None, bands), encoder_weights=None, **kwargs)
     transfer_weights(rgb, model)
     return model
+
+
+def _dynamic_bilinear(core):
+    """Clone ``core`` with its bilinear ``UpSampling2D`` layers (sm's FPN) as ``BilinearUpsample``.
+
+    A loaded FPN otherwise fails as soon as ``predict`` meets a second scene size (Keras
+    retraces with None spatial dims, which ``UpSampling2D`` cannot resize).
+    """
+    import keras
+
+    def bilinear(layer):
+        return isinstance(layer, keras.layers.UpSampling2D) and layer.interpolation == "bilinear"
+
+    if not any(bilinear(layer) for layer in core.layers):
+        return core
+
+    def clone(layer):
+        if bilinear(layer):
+            factor = layer.size[0]
+            if tuple(layer.size) != (factor, factor):
+                raise ValueError(f"{layer.name}: non-square upsampling {layer.size} is not supported")
+            return BilinearUpsample(factor, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    new = keras.models.clone_model(core, clone_function=clone)
+    new.set_weights(core.get_weights())
+    for src, dst in zip(core.layers, new.layers):
+        dst.trainable = src.trainable
+    return new
 
 
 # HED's Caffe mean (BGR 104.007, 116.669, 122.679) in RGB order.
@@ -129,6 +158,7 @@ def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), bac
             encoder_weights = check_weights_file(os.fspath(encoder_weights))
         core = _sm_core(arch, num_classes, bands, backbone, encoder_weights, freeze_encoder, logits)
         mean, var = input_affine(backbone, bands)
+    core = _dynamic_bilinear(core)
     core.name = f"sm_{arch}_{backbone}"
     set_bn_momentum(core, BN_MOMENTUM)
     inputs = keras.Input(shape=tuple(input_shape), name="image")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..common import BN_MOMENTUM, FastBatchNorm
+from ..common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm
 
 _PKG = "landseg"
 
@@ -110,7 +110,7 @@ class UpConcat(layers.Layer):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.reduce = layers.Conv2D(self.filters, 1, name="reduce")
-        self.up = layers.UpSampling2D(2, interpolation="bilinear", name="up")
+        self.up = BilinearUpsample(2, name="up")
 
     def build(self, input_shape):
         self.reduce.build(input_shape[0])
