@@ -339,6 +339,25 @@ def _augment(image, mask, seed, flips: bool, rotate90: bool, square: bool):
     return stacked[..., :-1], stacked[..., -1]
 
 
+def _color_jitter(image, seed, strength: float):
+    """Random brightness, contrast, saturation and hue of a uint8 crop -> float32 on the 0-255 scale.
+
+    Scenes of one dataset differ in sun, season, haze and sensor processing; jitter makes a
+    model trained on a few tiles less sensitive to that. ``strength`` 1 means brightness
+    +-0.2, contrast and saturation x0.7-1.3, hue +-0.05 (on [0, 1] images); saturation and
+    hue only for 3-band images.
+    """
+    tf = _tf()
+    s = tf.random.experimental.stateless_split(seed, 4)
+    x = tf.cast(image, tf.float32) / 255.0
+    x = tf.image.stateless_random_brightness(x, 0.2 * strength, s[0])
+    x = tf.image.stateless_random_contrast(x, 1 - 0.3 * strength, 1 + 0.3 * strength, s[1])
+    if image.shape[-1] == 3:
+        x = tf.image.stateless_random_saturation(x, 1 - 0.3 * strength, 1 + 0.3 * strength, s[2])
+        x = tf.image.stateless_random_hue(x, 0.05 * strength, s[3])
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
 def _grid_tiles(image, mask, ch, cw, ignore):
     """Deterministic non-overlapping crops covering the whole scene (padded, padding ignored)."""
     tf = _tf()
@@ -356,11 +375,13 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
                   hist_reference=None, flips: bool = True, rotate90: bool = True, rare_class_crops=False,
                   cache=True, seed: int = 0, bands: int = 3, crops_per_image: int = 1,
                   unknown_to_ignore: bool = False, shuffle_buffer: int | None = None,
-                  drop_remainder: bool | None = None, num_parallel_calls=None, raster_norm=None):
+                  drop_remainder: bool | None = None, num_parallel_calls=None, raster_norm=None,
+                  color_jitter: float = 0.0):
     """Build a ``tf.data.Dataset`` of ``(float32 (B, h, w, C) in [0, 1], int32 (B, h, w))``.
 
     ``training=True``: per epoch, ``crops_per_image`` random crops of every scene (scenes
-    shuffled, crops shuffled), with flips/90-degree rotations; deterministic for a given
+    shuffled, crops shuffled), with flips/90-degree rotations and, if ``color_jitter`` > 0,
+    photometric jitter of that strength (``_color_jitter``); deterministic for a given
     ``seed`` yet different in each epoch. ``rare_class_crops``: False, True (half of the
     crops centred on a class drawn uniformly among those present) or that fraction.
     ``training=False``: every scene tiled into a padded grid of ``crop_size`` crops, in
@@ -428,6 +449,8 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
             s = tf.random.experimental.stateless_split(element_seed, 2)
             image, mask = _random_crop(image, mask, s[0], ch, cw, ignore, cm.num_classes, rare)
             image, mask = _augment(image, mask, s[1], flips, rotate90, ch == cw)
+            if color_jitter:  # its own seed, so crops and flips stay those of an unjittered run
+                image = _color_jitter(image, tf.random.experimental.stateless_fold_in(s[1], 1), float(color_jitter))
             return image, mask
 
         ds = ds.map(crop_augment, num_parallel_calls=autotune, deterministic=True)

@@ -176,7 +176,7 @@ def build_datasets(config: dict, train, val, classmap, hist_ref, global_batch: i
                   seed=config["run"]["seed"], unknown_to_ignore=d["unknown_mask_values"] == "ignore",
                   cache=d["cache"])
     train_ds = build_dataset(train, classmap, training=True, flips=d["flips"], rotate90=d["rotate90"],
-                             rare_class_crops=d["rare_class_crops"], **common)
+                             rare_class_crops=d["rare_class_crops"], color_jitter=d["color_jitter"], **common)
     val_ds = build_dataset(val, classmap, training=False, flips=False, rotate90=False, **common)
     return train_ds, val_ds
 

@@ -158,3 +158,18 @@ def test_rgba_images_and_grey_masks(shared_data):
     (x, y), = list(ds.as_numpy_iterator())
     assert x.shape == (2, 288, 288, 3) and set(np.unique(y)) <= {0, 1, 255}
     assert (y == 255).sum() == 2 * (288 * 288 - 256 * 256)  # padding is ignored, nothing else
+
+
+def test_color_jitter_changes_colours_not_geometry_nor_labels(tmp_path):
+    """Jittered crops: masks identical to unjittered ones, images differ but stay in [0, 1] and
+    keep their spatial pattern (per-crop correlation of brightness with the plain crop stays high)."""
+    samples = _coded_samples(tmp_path, n=2, h=40, w=40)
+    kw = dict(training=True, crop_size=40, batch_size=8, crops_per_image=4, seed=5)
+    plain = list(build_dataset(samples, CM, **kw).as_numpy_iterator())
+    jit = list(build_dataset(samples, CM, color_jitter=1.0, **kw).as_numpy_iterator())
+    for (xp, yp), (xj, yj) in zip(plain, jit):
+        np.testing.assert_array_equal(yp, yj)
+        assert 0 <= xj.min() and xj.max() <= 1
+        assert np.abs(xp - xj).mean() > 0.01
+        for a, b in zip(xp, xj):
+            assert np.corrcoef(a.mean(-1).ravel(), b.mean(-1).ravel())[0, 1] > 0.8
