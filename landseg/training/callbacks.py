@@ -27,6 +27,7 @@ import io
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -191,13 +192,17 @@ class RunCheckpoint(keras.callbacks.Callback):
         row.update({k: float(v) for k, v in logs.items() if np.ndim(v) == 0})
         score = row.get("val_miou")
         best = self.state["best_val_miou"]
-        if score is not None and (best is None or score > best):
+        improved = score is not None and (best is None or score > best)
+        if improved:
             self.state["best_val_miou"], self.state["best_epoch"] = score, epoch + 1
             self.state["wait"] = 0
-            self._save("best.keras")
         else:
             self.state["wait"] += 1
         self._save("last.keras")
+        if improved:  # the same model: copy the file instead of serialising it again (a 24M-parameter
+            # UNet's .keras with its Adam state is ~290 MB: ~1.3 CPU-s to save, ~0.1 to copy)
+            with atomic_path(self.run_dir / "best.keras") as tmp:
+                shutil.copyfile(self.run_dir / "last.keras", tmp)
         runs.save_optimizer_state(self.model.optimizer, self.run_dir / "last_optimizer.npz")
         self.state["history"] = [r for r in self.state["history"] if r["epoch"] <= epoch] + [row]
         self.state["epochs_completed"] = epoch + 1
@@ -266,7 +271,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 from landseg.plots import panel_array
 
                 images, targets = self.preview
-                probs = self.model.predict(images, verbose=0, batch_size=len(images))
+                probs = self.model.predict_on_batch(images)  # the cached predict step, no epoch iterator per call
                 preds = np.argmax(probs, axis=-1)
                 self.write_image("predictions", panel_array(images, targets, preds, self.classmap), epoch)
             except Exception as e:  # a picture must never kill a training
