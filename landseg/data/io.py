@@ -84,6 +84,18 @@ def _open_pil(path: str) -> Image.Image:
     return im
 
 
+def _pil_array(im: Image.Image, band_rows: int = 512) -> np.ndarray:
+    """``np.asarray(im)`` without its transient copies on big 8-bit images: rows are copied a band at
+    a time into the result (PIL's own ``__array_interface__`` goes through a full-size ``tobytes``)."""
+    if im.mode not in ("L", "RGB", "RGBA") or im.width * im.height < (1 << 22):
+        return np.asarray(im)
+    w, h = im.size
+    out = np.empty((h, w) if im.mode == "L" else (h, w, len(im.mode)), np.uint8)
+    for y in range(0, h, band_rows):
+        out[y : y + band_rows] = np.asarray(im.crop((0, y, w, min(y + band_rows, h))))
+    return out
+
+
 def read_raw(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     """Pixels exactly as stored (palette images keep their indices) and the PIL mode (or "tiff")."""
     path = os.fspath(path)
@@ -115,7 +127,8 @@ def read_image(path: str | os.PathLike, bands: int | None = None) -> np.ndarray:
         elif im.mode == "1":
             im = im.convert("L")
         has_alpha = im.mode in ("RGBA", "LA", "La", "RGBa", "PA")
-        array = np.asarray(im)
+        array = _pil_array(im)
+        im.close()
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:

@@ -146,22 +146,63 @@ def save_npy(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
-def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, save_probs: bool = False) -> list[Path]:
-    colour = classmap.encode_rgb(result.labels)
-    files = {
-        "colour": (out / "colour" / f"{stem}.png", colour),
-        "classes": (out / "classes" / f"{stem}.png", result.labels.astype(np.uint8)),
-        "overlay": (out / "overlay" / f"{stem}.png", overlay(image, colour)),
-        "confidence": (out / "confidence" / f"{stem}.png", np.clip(result.confidence * 255 + 0.5, 0, 255).astype(np.uint8)),
-    }
+def save_png_rows(path: Path, height: int, width: int, mode: str, rows_of, band: int = 256) -> None:
+    """Write a PNG whose pixels ``rows_of(y0, y1)`` gives a band of rows at a time (uint8 arrays):
+    the full-size picture exists once, inside PIL, never also as a numpy array."""
+    from PIL import Image
+
+    im = Image.new(mode, (width, height))
+    for y in range(0, height, band):
+        im.paste(Image.fromarray(np.ascontiguousarray(rows_of(y, min(y + band, height)))), (0, y))
+    with atomic_path(path, suffix=".png") as tmp:
+        im.save(tmp, format="PNG")
+
+
+def overlay_rows(image: np.ndarray, labels: np.ndarray, classmap, alpha: float = 0.45, rows: int = 256) -> np.ndarray:
+    """:func:`overlay` of the labels' colours, computed a band of ``rows`` rows at a time: the same
+    pixels, but float temporaries of a band instead of the whole scene (12 bytes/px each)."""
+    out = np.empty(labels.shape + (3,), np.uint8)
+    for y in range(0, labels.shape[0], rows):
+        out[y : y + rows] = overlay(image[y : y + rows], classmap.encode_rgb(labels[y : y + rows]), alpha)
+    return out
+
+
+def confidence_u8(confidence: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """Confidence in 0..1 as uint8 0..255 (rounded), a band of rows at a time."""
+    out = np.empty(confidence.shape, np.uint8)
+    for y in range(0, confidence.shape[0], rows):
+        out[y : y + rows] = np.clip(confidence[y : y + rows] * 255 + 0.5, 0, 255)
+    return out
+
+
+def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, save_probs: bool = False,
+                  release: bool = False) -> list[Path]:
+    """Write the colour / classes / overlay / confidence PNGs (and probs) of one scene, each built
+    band by band straight into the PNG writer, so no full-size output array exists besides the
+    scene, its labels and the picture being written (bounded memory on big scenes).
+    ``release=True`` drops ``result.confidence`` and ``result.probs`` once written (the caller no
+    longer needs them)."""
+    labels = result.labels
+    H, W = labels.shape
     written = []
-    for path, arr in files.values():
-        save_png(path, arr)
+
+    def put(kind: str, mode: str, rows_of) -> None:
+        path = out / kind / f"{stem}.png"
+        save_png_rows(path, H, W, mode, rows_of)
         written.append(path)
+
+    conf = result.confidence
+    put("confidence", "L", lambda a, b: confidence_u8(conf[a:b]))
     if save_probs and result.probs is not None:
         p = out / "probs" / f"{stem}.npy"
         save_npy(p, result.probs.astype(np.float16))
         written.append(p)
+    del conf
+    if release:
+        result.confidence = result.probs = None
+    put("colour", "RGB", lambda a, b: classmap.encode_rgb(labels[a:b]))
+    put("classes", "L", lambda a, b: labels[a:b].astype(np.uint8, copy=False))
+    put("overlay", "RGB", lambda a, b: overlay(image[a:b], classmap.encode_rgb(labels[a:b])))
     return written
 
 
@@ -208,7 +249,7 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
     done: list[str] = []
 
     def handle(path, image, result):
-        write_outputs(out, names[path], image, result, classmap, save_probs)
+        write_outputs(out, names[path], image, result, classmap, save_probs, release=True)
         done.append(path)
 
     from landseg.geo.raster import use_rasterio

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from landseg.inference.tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_SIZE_MULTIPLE, DEFAULT_TILE, WINDOWS,
-                                      TileGrid, make_grid, pad_image, window_1d)
+                                      ReflectPadded, TileGrid, make_grid, window_1d)
 from landseg.inference.tta import get_tta
 
 # ----------------------------------------------------------------------------- models
@@ -197,7 +197,8 @@ class Predictor:
         t_start = time.perf_counter()
         H, W = image.shape[:2]
         grid = make_grid(H, W, self.tile, self.overlap, self.size_multiple)
-        groups = [(pad_image(img, grid.padded_height, grid.padded_width), members) for img, members in self._input_groups(image)]
+        groups = [(ReflectPadded(img, grid.padded_height, grid.padded_width), members)  # no padded copy of the scene
+                  for img, members in self._input_groups(image)]
         C = self.num_classes
         th, tw = grid.tile_h, grid.tile_w
         ov_h, ov_w = th - grid.stride_h, tw - grid.stride_w
@@ -218,21 +219,24 @@ class Predictor:
             """Turn the band's first ``rows`` rows into labels/confidence and drop them."""
             nonlocal band_y
             lo, hi = band_y, min(band_y + rows, H)
-            if hi > lo:
-                n = hi - lo
-                ws = wsum[:n, :W]
+            for a in range(lo, hi, 64):  # 64 rows at a time: band-sized temporaries stay small on wide scenes
+                b = min(a + 64, hi)
+                ws = wsum[a - band_y : b - band_y, :W]
                 if not np.all(ws > 0):
                     raise AssertionError("a pixel got no tile weight (tiling bug)")
-                p = acc[:n, :W] / ws[:, :, None]
-                labels[lo:hi] = np.argmax(p, axis=-1)
-                conf[lo:hi] = np.max(p, axis=-1)
+                p = acc[a - band_y : b - band_y, :W] / ws[:, :, None]
+                labels[a:b] = np.argmax(p, axis=-1)
+                conf[a:b] = np.max(p, axis=-1)
                 if probs is not None:
-                    probs[lo:hi] = p
+                    probs[a:b] = p
             # shift the band up by ``rows``
             keep = th - rows
-            if keep > 0:
-                acc[:keep] = acc[rows:]
-                wsum[:keep] = wsum[rows:]
+            if keep > 0:  # in non-overlapping chunks: numpy copies an overlapping source whole first
+                step = max(1, min(rows, 64))
+                for i in range(0, keep, step):
+                    j = min(i + step, keep)
+                    acc[i:j] = acc[rows + i : rows + j]
+                    wsum[i:j] = wsum[rows + i : rows + j]
             acc[max(keep, 0) :] = 0
             wsum[max(keep, 0) :] = 0
             band_y += rows

@@ -115,3 +115,27 @@ def pad_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     # 'reflect' needs at least 2 pixels along an axis; 'symmetric' repeats a single one.
     mode = "reflect" if min(image.shape[:2]) > 1 else "symmetric"
     return np.pad(image, pads, mode=mode)
+
+
+class ReflectPadded:
+    """The scene reflect-padded like :func:`pad_image`, without the padded copy: slicing
+    ``[y0:y1, x0:x1]`` returns the same pixels as slicing ``pad_image(image, height, width)``;
+    tiles inside the scene are views, tiles over the edge are gathered through reflected indices.
+    Saves a full copy of the scene (3 bytes/px for RGB) while it is predicted."""
+
+    def __init__(self, image: np.ndarray, height: int, width: int):
+        self.image = image
+        H, W = image.shape[:2]
+        mode = "reflect" if min(H, W) > 1 else "symmetric"
+        self.rows = np.pad(np.arange(H), (0, max(height - H, 0)), mode=mode)
+        self.cols = np.pad(np.arange(W), (0, max(width - W, 0)), mode=mode)
+        self.shape = (len(self.rows), len(self.cols)) + tuple(image.shape[2:])
+
+    def __getitem__(self, key):
+        ys, xs = key
+        H, W = self.image.shape[:2]
+        ys_ = range(*ys.indices(self.shape[0]))
+        xs_ = range(*xs.indices(self.shape[1]))
+        if ys_.step == 1 and xs_.step == 1 and ys_.stop <= H and xs_.stop <= W:
+            return self.image[ys, xs]
+        return self.image[np.ix_(self.rows[ys], self.cols[xs])]

@@ -145,3 +145,52 @@ def test_internal_errors_say_bug_and_debug_shows_traceback(capsys, monkeypatch):
     assert err.startswith("error: internal error: KeyError") and "--debug" in err and "Traceback" not in err
     assert common.guarded(broken, ["--debug"], prog="p") == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("h, w, ph, pw", [(45, 70, 64, 96), (1, 5, 32, 32), (3, 2, 40, 9), (64, 64, 64, 64), (7, 30, 31, 30)])
+def test_reflect_padded_view_equals_the_padded_copy(h, w, ph, pw):
+    """Memory (issue 13): tiles are read from the scene through reflected indices, not a padded copy."""
+    from landseg.inference.tiling import ReflectPadded, pad_image
+
+    image = np.random.default_rng(h * w).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    full, view = pad_image(image, ph, pw), ReflectPadded(image, ph, pw)
+    assert view.shape == full.shape
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        y0, x0 = rng.integers(0, ph), rng.integers(0, pw)
+        y1, x1 = rng.integers(y0 + 1, ph + 1), rng.integers(x0 + 1, pw + 1)
+        np.testing.assert_array_equal(view[y0:y1, x0:x1], full[y0:y1, x0:x1])
+
+
+def test_write_outputs_bands_equal_whole_scene_formulas(tmp_path):
+    """The band-wise overlay / confidence equal the whole-scene formulas, pixel for pixel."""
+    from landseg.classmaps import get_classmap
+    from landseg.inference.predict import confidence_u8, overlay, overlay_rows
+
+    cm = get_classmap("synthetic")
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (700, 33, 3), dtype=np.uint8)
+    labels = rng.integers(0, 6, (700, 33)).astype(np.uint8)
+    conf = rng.random((700, 33)).astype(np.float32)
+    np.testing.assert_array_equal(overlay_rows(image, labels, cm, rows=64), overlay(image, cm.encode_rgb(labels)))
+    np.testing.assert_array_equal(confidence_u8(conf, rows=50), np.clip(conf * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+def test_write_outputs_pngs_equal_the_whole_scene_arrays(tmp_path):
+    from landseg.classmaps import get_classmap
+    from landseg.inference.predict import overlay, write_outputs
+    from landseg.inference.predictor import SceneResult
+
+    cm = get_classmap("synthetic")
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, (600, 41, 3), dtype=np.uint8)
+    labels = rng.integers(0, 6, (600, 41)).astype(np.uint8)
+    conf = rng.random((600, 41)).astype(np.float32)
+    result = SceneResult(labels, conf.copy(), None)
+    write_outputs(tmp_path, "s", image, result, cm, release=True)
+    assert result.confidence is None
+    read = lambda kind: np.asarray(Image.open(tmp_path / kind / "s.png"))  # noqa: E731
+    np.testing.assert_array_equal(read("colour"), cm.encode_rgb(labels))
+    np.testing.assert_array_equal(read("classes"), labels)
+    np.testing.assert_array_equal(read("overlay"), overlay(image, cm.encode_rgb(labels)))
+    np.testing.assert_array_equal(read("confidence"), np.clip(conf * 255 + 0.5, 0, 255).astype(np.uint8))
