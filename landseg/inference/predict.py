@@ -224,32 +224,50 @@ def unique_stems(paths: list[str]) -> dict[str, str]:
 
 
 def predict_folder(models, input_dir, output, *, weights=None, dataset=None, settings: PredictorSettings | None = None,
-                   save_probs: bool = False, progress: Progress | None = None, vector=None, simplify: float = 0.0) -> dict:
+                   save_probs: bool = False, progress: Progress | None = None, vector=None, simplify: float = 0.0,
+                   shard: tuple[int, int] | None = None, overwrite: bool = False) -> dict:
     """Predict every image of ``input_dir`` into ``output``; returns the summary (also written as
-    ``predict_summary.json``). Raises ValueError / OSError when it cannot start.
+    ``predict_summary.json``, or ``predict_summary.shard-I-of-N.json`` with ``shard``). Raises
+    ValueError / OSError when it cannot start.
+
+    ``shard=(i, n)`` predicts only shard i's share of the inputs (:mod:`landseg.inference.shard`).
+    A scene whose ``done/<stem>.json`` sidecar shows complete outputs of the same models and settings
+    is skipped unless ``overwrite``.
 
     GeoTIFF / GDAL rasters are predicted window by window into Cloud-Optimized GeoTIFFs in the
     input's CRS (:mod:`landseg.geo.predict`), with ``vector`` (.gpkg / .geojson) their polygons."""
     from landseg.inference.ensemble import ensemble_classmap, load_ensemble
+    from landseg.inference import shard as sh
 
     from landseg.io_utils import check_writable_dir
 
     settings = settings or PredictorSettings()
+    if shard is not None and vector is not None:
+        raise ValueError("--vector writes one file for the whole collection; it cannot be combined with --shard")
     check_writable_dir(output)  # before any model is loaded or scene predicted
     if vector is not None:
         check_writable_dir(Path(vector).resolve().parent, "folder of --vector")
     models = [os.fspath(m) for m in models]
     entries = load_ensemble(models, weights)
     classmap = ensemble_classmap(entries, dataset)
-    paths = list_inputs(input_dir)
-    names = unique_stems(paths)
+    all_paths = list_inputs(input_dir)
+    names = unique_stems(all_paths)  # over the whole collection: shards never write the same name
+    paths = sh.select_shard(all_paths, shard, root=input_dir) if shard is not None else all_paths
+    signature = sh.run_signature(models, [e.weight for e in entries], settings, classmap=classmap.name,
+                                 save_probs=save_probs)
+    skipped = [] if overwrite else [p for p in paths if sh.is_complete(output, names[p], signature)]
+    paths = [p for p in paths if p not in set(skipped)]
     predictor = settings.build(entries)
     out = Path(output)
     t0 = time.perf_counter()
     done: list[str] = []
+    nc = len(classmap.class_names)
 
     def handle(path, image, result):
-        write_outputs(out, names[path], image, result, classmap, save_probs, release=True)
+        counts = np.bincount(result.labels.ravel(), minlength=nc)[:nc]
+        files = write_outputs(out, names[path], image, result, classmap, save_probs, release=True)
+        sh.write_sidecar(out, names[path], source=path, signature=signature, outputs=files,
+                         class_names=classmap.class_names, class_pixels=counts)
         done.append(path)
 
     from landseg.geo.raster import use_rasterio
@@ -265,6 +283,14 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
                                                             vector=vector, simplify=simplify, progress=progress)
         done += geo_done
         failures += geo_failed
+        for path in geo_done:
+            d = geo_details[Path(path).name]
+            area, crs = _pixel_area(path)
+            sh.write_sidecar(out, names[path], source=path, signature=signature,
+                             outputs=[d["classes"]] + ([d["confidence"]] if d.get("confidence") else []),
+                             class_names=classmap.class_names,
+                             class_pixels=[d["pixels_per_class"][n] for n in classmap.class_names],
+                             pixel_area=area, crs=crs)
     elif vector is not None:
         log.warning("--vector: no GeoTIFF / GDAL raster among the inputs, no polygons written")
     summary = {
@@ -278,10 +304,29 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
         "input": os.path.abspath(input_dir),
         "output": os.path.abspath(out),
         "written": [Path(p).name for p in done],
+        "skipped_complete": [Path(p).name for p in skipped],
         "failed": [{"image": path, "error": msg} for path, msg in failures],
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if shard is not None:
+        summary["shard"] = {"index": shard[0], "count": shard[1], "scenes": len(paths) + len(skipped),
+                            "collection": len(all_paths)}
     if geo_details:
         summary["rasters"] = geo_details
-    write_json(out / "predict_summary.json", summary)
+    name = f"predict_summary.shard-{shard[0]}-of-{shard[1]}.json" if shard is not None else "predict_summary.json"
+    write_json(out / name, summary)
     return summary
+
+
+def _pixel_area(path) -> tuple[float | None, str | None]:
+    """Area of one pixel in CRS units² and the CRS of a georeferenced raster (None, None otherwise)."""
+    try:
+        import rasterio
+
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                return None, None
+            t = src.transform
+            return abs(t.a * t.e - t.b * t.d), str(src.crs)
+    except Exception:  # noqa: BLE001 - the summary then gives pixels only
+        return None, None
