@@ -27,6 +27,10 @@ RESUME_MODES = ("auto", "never")
 HIST_MODES = ("none", "train_mean")
 UNKNOWN_MASK_MODES = ("error", "ignore")
 
+# train.mixed_precision: true = float16; "bfloat16" pays on CPUs with AVX512-BF16 / AMX for plain convolutions
+MIXED_PRECISION = ("float16", "bfloat16")
+POLICIES = {True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16", False: "float32"}
+
 # Keys whose value is a free-form mapping passed on to another component (checked there).
 FREE_FORM = {"model.options", "loss.options"}
 
@@ -51,6 +55,7 @@ TYPES: dict[str, tuple] = {
     "train.steps_per_epoch": (int, type(None)),
     "train.val_steps": (int, type(None)),
     "train.jit_compile": (bool, str),
+    "train.mixed_precision": (bool, str),
     "train.resume_from": (str, type(None)),
     "train.init_from": (str, type(None)),
     "train.unfreeze_at_epoch": (int, type(None)),
@@ -272,6 +277,8 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
     _choice("data.unknown_mask_values", c["data"]["unknown_mask_values"], UNKNOWN_MASK_MODES)
     if isinstance(c["train"]["jit_compile"], str):
         _choice("train.jit_compile", c["train"]["jit_compile"], ("auto",))
+    if isinstance(c["train"]["mixed_precision"], str):
+        _choice("train.mixed_precision", c["train"]["mixed_precision"], MIXED_PRECISION)
     for key in ("optimizer.lr", "train.epochs", "train.batch_size", "train.grad_accum_steps", "data.crop_size",
                 "train.steps_per_epoch", "train.val_steps", "lr_find.min_lr", "lr_find.max_lr", "lr_find.steps",
                 "schedule.plateau_factor", "schedule.plateau_patience"):

@@ -113,3 +113,40 @@ def test_usable_cores_honours_quota(monkeypatch):
     assert runtime.usable_cores() == 2
     monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda: None)
     assert runtime.usable_cores() == 4
+
+
+def test_config_keys_for_threads_and_bf16():
+    from landseg import config as cfg
+
+    c = cfg.load_config(None, ["run.intra_op_threads=1", "train.mixed_precision=bfloat16"], validate_names=False)
+    assert c["run"]["intra_op_threads"] == 1 and c["run"]["inter_op_threads"] is None
+    assert cfg.POLICIES[c["train"]["mixed_precision"]] == "mixed_bfloat16"
+    assert cfg.POLICIES[cfg.load_config(None, ["train.mixed_precision=true"], validate_names=False)
+                        ["train"]["mixed_precision"]] == "mixed_float16"
+    with pytest.raises(cfg.ConfigError, match="mixed_precision"):
+        cfg.load_config(None, ["train.mixed_precision=half"], validate_names=False)
+
+
+@pytest.mark.slow
+def test_bf16_training_runs(tmp_path):
+    """A tiny CSE-UNet trains under mixed_bfloat16 (the CPU's bf16 path) and keeps float32 outputs."""
+    import numpy as np
+
+    from landseg.training import run_training
+
+    run = run_training({"run": {"output_dir": str(tmp_path), "tensorboard_dir": str(tmp_path / "tb"), "name": "bf16"},
+                        "data": {"crop_size": 32, "data_dir": str(tmp_path / "syn"),
+                                 "synthetic": {"n_images": 8, "size": 64}},
+                        "model": {"options": {"base_width": 4}},
+                        "train": {"epochs": 1, "batch_size": 2, "steps_per_epoch": 2, "mixed_precision": "bfloat16",
+                                  "verbose": 0, "num_preview": 0}})
+    import keras
+
+    try:
+        from landseg.models import load_model
+
+        model = load_model(run / "best.keras")
+        out = np.asarray(model(np.zeros((1, 32, 32, 3), np.float32)))
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

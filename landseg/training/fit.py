@@ -81,10 +81,7 @@ def _train(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_m
     seed = int(config["run"]["seed"])
     keras.utils.set_random_seed(seed)
     t = config["train"]
-    if t["mixed_precision"]:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    else:
-        keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy(cfg.POLICIES[t["mixed_precision"]])
     strategy = strategy or make_strategy(t["strategy"])
     replicas = strategy.num_replicas_in_sync
 
