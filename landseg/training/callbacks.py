@@ -271,7 +271,9 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 from landseg.plots import panel_array
 
                 images, targets = self.preview
-                probs = self.model.predict_on_batch(images)  # the cached predict step, no epoch iterator per call
+                from landseg.training.setup import predict_local
+
+                probs = predict_local(self.model, images)  # the cached predict step, no epoch iterator per call
                 preds = np.argmax(probs, axis=-1)
                 self.write_image("predictions", panel_array(images, targets, preds, self.classmap), epoch)
             except Exception as e:  # a picture must never kill a training

@@ -53,11 +53,24 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     run_dir, state = runs.choose_run_dir(config)
     name = run_dir.name
     chief = is_chief()
-    if not chief:  # other workers write into a throwaway folder
+    if not chief:  # other workers write into a throwaway folder (TensorFlow's multi-worker practice)
+        import shutil
         import tempfile
 
-        run_dir = Path(tempfile.mkdtemp(prefix=f"landseg-worker-{name}-"))
+        chief_dir, run_dir = run_dir, Path(tempfile.mkdtemp(prefix=f"landseg-worker-{name}-"))
+        if state is not None:  # resuming: start from the chief's last epoch too (its folder is only read)
+            shutil.copytree(chief_dir, run_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("run.lock"))
+        try:
+            _run_locked(config, run_dir, state, run_dir / "tensorboard", size_multiple, callbacks, strategy, t_start)
+            return chief_dir
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
     tb_dir = Path(config["run"]["tensorboard_dir"]) / name
+    return _run_locked(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
+
+
+def _run_locked(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
+                t_start: float) -> Path:
     runs.check_writable(run_dir)
     runs.check_writable(tb_dir)
     from landseg.io_utils import remove_stale_temps

@@ -25,8 +25,59 @@ def make_strategy(name: str):
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus if len(cpus) > 1 else None)
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     raise cfg.ConfigError(f"unknown strategy {name!r}; valid: {', '.join(cfg.STRATEGIES)}")
+
+
+def _multi_worker_strategy():
+    """``MultiWorkerMirroredStrategy`` (configured by ``TF_CONFIG``) whose ``reduce`` accepts a nested
+    structure of per-replica values, as ``MirroredStrategy``'s does.
+
+    Why: Keras 3's TensorFlow trainer, before the first step of ``fit``, reduces the first *distributed
+    batch* - an ``(x, y)`` tuple of ``PerReplica`` values - with one ``strategy.reduce("MEAN", batch)`` call
+    (``TensorFlowTrainer._maybe_symbolic_build``) to learn its shapes. With more than one worker,
+    ``CollectiveAllReduceExtended._reduce_to`` hands that tuple to the cross-device ops, which try to
+    convert it into a single tensor: "Attempt to convert a value (PerReplica:{...}) with an unsupported
+    type ... to a Tensor", on every worker, at the first step. Reducing each element of the structure
+    on its own is what the call means, and is what a single worker (or ``MirroredStrategy``) does.
+
+    Second, in every train / test step Keras reduces the step's logs (loss and metric results, scalars
+    on each replica) with ``strategy.reduce("MEAN", v, axis=0)`` when there are several workers
+    (``keras.src.backend.tensorflow.trainer.reduce_per_replica``); ``axis=0`` on a rank-0 value fails
+    ("Invalid reduction dimension 0 for input with 0 dimensions"). For a scalar, the mean over the
+    replicas is ``axis=None`` - what Keras's own single-worker branch computes - so that is used.
+    """
+    import tensorflow as tf
+
+    def rank(v):
+        if isinstance(v, tf.distribute.DistributedValues):
+            v = v.values[0]
+        shape = getattr(v, "shape", None)
+        return None if shape is None else shape.rank
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            if isinstance(value, (tuple, list, dict)) and not isinstance(value, tf.distribute.DistributedValues):
+                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
+            if axis is not None and rank(value) == 0:
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    return MultiWorkerMirroredStrategy()
+
+
+def predict_local(model, images):
+    """The model's probabilities for ``images`` computed in this process only.
+
+    ``predict_on_batch`` / ``predict`` under ``MultiWorkerMirroredStrategy`` treat each worker's array as
+    that worker's share and gather all workers' outputs (twice the rows with two workers), so reports
+    made from them mismatch their targets. A plain call reads the (mirrored) weights locally."""
+    import numpy as np
+    import tensorflow as tf
+
+    if isinstance(getattr(model, "distribute_strategy", None), tf.distribute.MultiWorkerMirroredStrategy):
+        return np.asarray(model(images, training=False))
+    return model.predict_on_batch(images)
 
 
 def is_chief() -> bool:
