@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 USUAL = ["best.keras", "last.keras", "config.yaml", "model_info.json", "state.json", "history.csv",
          "per_class_iou.json", "confusion_matrix.png"]
 
