@@ -81,8 +81,10 @@ def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
         last = existing[-1]
         from landseg.training.lock import held_by_other
 
-        if held_by_other(last) is not None:
-            return last, read_state(last)  # a live copy of this run: taking its lock is refused, naming it
+        if held_by_other(last) is not None:  # a live copy of this run: taking its lock is refused, naming it
+            held = read_state(last)          # (multi-worker: the chief holds it; workers follow its start)
+            resumable = held is not None and not held.get("finished") and held.get("epochs_completed", 0) > 0
+            return last, held if resumable else None
         state = read_state(last)
         saved = read_run_config(last)
         same = saved is None and state is None or comparable_config(saved or {}) == comparable_config(config)
