@@ -61,6 +61,9 @@ def describe(e: BaseException) -> tuple[str, str | None, int]:
     name = type(e).__name__
     if name == "TrainingDiverged":
         return str(e), None, DIVERGED
+    if name == "WorkerLost":
+        return str(e), ("start every worker again with the same command (and TF_CONFIG): the run continues from "
+                        "its last completed epoch"), 1
     if isinstance(e, ConfigError):
         return f"config error: {e}", None, USAGE
     if isinstance(e, DataError):

@@ -26,6 +26,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the best model so far is kept."""
 
 
+class WorkerLost(RuntimeError):
+    """Multi-worker training: another worker stopped (its collectives failed); the last completed epoch is kept."""
+
+
 def _configure_threads(run: dict) -> None:
     """``run.intra_op_threads`` / ``run.inter_op_threads`` (null: what ``import landseg`` chose)."""
     from landseg import runtime
@@ -189,6 +193,7 @@ def _train(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_m
             model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                       validation_steps=val_steps, callbacks=cb_list, verbose=t["verbose"], shuffle=False)
         except Exception as e:  # a file TF could not decode: name it (tf.data's error does not)
+            _raise_worker_lost(e, strategy, state)
             _raise_data_error(e, list(train) + list(val), config)
             raise
         if nan_guard.failed or model.stop_training and state.get("early_stopped"):
@@ -235,6 +240,20 @@ def _resume_weights(model, run_dir: Path, state: dict, strategy) -> None:
     state["history"] = [r for r in state.get("history", []) if r.get("epoch", 0) <= best_epoch]
     state["wait"] = 0
     state.pop("early_stopped", None)
+
+
+def _raise_worker_lost(error: Exception, strategy, state: dict) -> None:
+    """Under ``MultiWorkerMirroredStrategy``, a collective that failed because a peer went away (killed,
+    preempted, unreachable) becomes :class:`WorkerLost`, saying how to resume; otherwise return."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    if isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+                          tf.errors.DeadlineExceededError)):
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WorkerLost(f"another worker of the multi-worker run stopped ({type(error).__name__}: {first}); "
+                         f"{int(state.get('epochs_completed', 0))} epoch(s) are saved") from error
 
 
 def _raise_data_error(error: Exception, samples, config: dict) -> None:

@@ -63,3 +63,11 @@ def test_two_workers_on_loopback_train_and_only_the_chief_writes(tmp_path):
     assert [d.name for d in tb.iterdir()] == [run.name]  # TensorBoard: the chief's only
     assert not list(tmp_path.glob("landseg-worker-*"))  # the other worker's temporary folder is removed
     assert "over 2 replicas" in logs[0]
+
+
+def test_a_lost_worker_is_one_line_with_how_to_resume():
+    from landseg.cli.common import describe
+    from landseg.training.fit import WorkerLost
+
+    line, hint, code = describe(WorkerLost("another worker of the multi-worker run stopped (...); 1 epoch(s) are saved"))
+    assert "another worker" in line and "start every worker again" in hint and code == 1
