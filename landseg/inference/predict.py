@@ -256,7 +256,8 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
     signature = sh.run_signature(models, [e.weight for e in entries], settings, classmap=classmap.name,
                                  save_probs=save_probs)
     skipped = [] if overwrite else [p for p in paths if sh.is_complete(output, names[p], signature)]
-    paths = [p for p in paths if p not in set(skipped)]
+    skip = set(skipped)
+    paths = [p for p in paths if p not in skip]
     predictor = settings.build(entries)
     out = Path(output)
     t0 = time.perf_counter()

@@ -211,10 +211,10 @@ def merge_outputs(out: str | os.PathLike, input_dir: str | os.PathLike | None = 
         "area_units": (f"CRS units² ({', '.join(crs)})" if crs else "CRS units²") if all_geo else None,
     }
     if input_dir is not None:
-        from landseg.inference.predict import list_inputs
+        from landseg.data.io import list_images
 
         stems = {r["stem"] for r in recs}
-        summary["missing"] = [p for p in list_inputs(os.fspath(input_dir))
+        summary["missing"] = [os.fspath(p) for p in list_images(os.fspath(input_dir))
                               if Path(p).stem not in stems or not is_complete(out, Path(p).stem, sig)]
     write_json(out / "collection_summary.json", summary)
     return summary
