@@ -191,7 +191,14 @@ def load_config(config_file: str | os.PathLike | None = None, overrides: Sequenc
             text = str(e)
             raise ConfigError(text if text.startswith(os.fspath(config_file)) else f"{config_file}: {text}") from None
     config = apply_overrides(config, overrides, schema)
-    return validate(config, schema, validate_names=validate_names)
+    try:
+        return validate(config, schema, validate_names=validate_names)
+    except ConfigError as e:  # a bad value from the file: say which file (once)
+        text = str(e)
+        if config_file is None or os.fspath(config_file) in text:
+            raise
+        where = f"{config_file}" + (" with the command-line overrides" if overrides else "")
+        raise ConfigError(f"{where}: {text}") from None
 
 
 def from_dict(update: dict, validate_names: bool = True) -> dict:
