@@ -51,8 +51,8 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     the outputs cannot be written, :class:`landseg.config.ConfigError` on a bad config.
     """
     config = cfg.from_dict(config)
-    size_multiple = check_crop_size(config)  # before any folder is made or data read
     _configure_threads(config["run"])  # before any TensorFlow op starts its runtime
+    size_multiple = check_crop_size(config)  # before any folder is made or data read
     t_start = time.time()
     run_dir, state = runs.choose_run_dir(config)
     name = run_dir.name
