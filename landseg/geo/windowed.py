@@ -183,54 +183,16 @@ def predict_stream(predictor, source, sink: Callable[[int, np.ndarray, np.ndarra
     H, W = source.height, source.width
     grid = inf.make_grid(H, W, predictor.tile, predictor.overlap, predictor.size_multiple)
     groups = _groups(predictor, source, grid)
-    C = predictor.num_classes
-    th, tw = grid.tile_h, grid.tile_w
-    ov_h, ov_w = th - grid.stride_h, tw - grid.stride_w
-    nx, ny = len(grid.xs), len(grid.ys)
-    wx = [inf.window_1d(tw, ov_w, j > 0, j < nx - 1, predictor.window, predictor.margin) for j in range(nx)]
-    wy = [inf.window_1d(th, ov_h, i > 0, i < ny - 1, predictor.window, predictor.margin) for i in range(ny)]
-    Wp = grid.padded_width
-    acc = np.zeros((th, Wp, C), np.float32)
-    wsum = np.zeros((th, Wp), np.float32)
-    band_y = 0
-    label_dtype = np.uint8 if C <= 256 else np.int32
+    label_dtype = np.uint8 if predictor.num_classes <= 256 else np.int32
 
-    def finalize(rows: int):
-        nonlocal band_y
-        lo, hi = band_y, min(band_y + rows, H)
-        if hi > lo:
-            n = hi - lo
-            ws = wsum[:n, :W]
-            if not np.all(ws > 0):
-                raise AssertionError("a pixel got no tile weight (tiling bug)")
-            p = acc[:n, :W] / ws[:, :, None]
-            sink(lo, np.argmax(p, axis=-1).astype(label_dtype), np.max(p, axis=-1))
-        keep = th - rows
-        if keep > 0:
-            acc[:keep] = acc[rows:]
-            wsum[:keep] = wsum[rows:]
-        acc[max(keep, 0):] = 0
-        wsum[max(keep, 0):] = 0
-        band_y += rows
+    def emit(y0: int, p: np.ndarray):
+        sink(y0, np.argmax(p, axis=-1).astype(label_dtype), np.max(p, axis=-1))
 
-    row_index = {y: i for i, y in enumerate(grid.ys)}
-    col_index = {x: j for j, x in enumerate(grid.xs)}
-    starts = list(grid.tiles())
-    for b in range(0, len(starts), predictor.batch_size):
-        chunk = starts[b : b + predictor.batch_size]  # the same batches as predict_scene
+    def read_strips(chunk):  # the same batches as predict_scene
         for strip, _ in groups:
             strip.keep({y for y, _ in chunk})
-        p = predictor.predict_tiles(groups, grid, chunk)
-        for (y, x), pt in zip(chunk, p):
-            if y > band_y:
-                finalize(y - band_y)
-            w = np.outer(wy[row_index[y]], wx[col_index[x]])
-            acc[:, x : x + tw] += pt * w[:, :, None]
-            wsum[:, x : x + tw] += w
-        predictor.timing.tiles += len(chunk)
-        if progress is not None:
-            progress(len(chunk))
-    finalize(th)
+
+    predictor.blend_rows(groups, grid, H, W, emit, progress=progress, before_chunk=read_strips)
     seconds = time.perf_counter() - t_start
     predictor.timing.total_s += seconds
     return StreamStats(H, W, grid.num_tiles, seconds)

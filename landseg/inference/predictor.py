@@ -200,23 +200,43 @@ class Predictor:
         groups = [(ReflectPadded(img, grid.padded_height, grid.padded_width), members)  # no padded copy of the scene
                   for img, members in self._input_groups(image)]
         C = self.num_classes
+        labels = np.empty((H, W), np.uint8 if C <= 256 else np.int32)
+        conf = np.empty((H, W), np.float32)
+        probs = np.empty((H, W, C), np.float32) if keep_probs else None
+
+        def emit(y0: int, p: np.ndarray):
+            labels[y0 : y0 + len(p)] = np.argmax(p, axis=-1)
+            conf[y0 : y0 + len(p)] = np.max(p, axis=-1)
+            if probs is not None:
+                probs[y0 : y0 + len(p)] = p
+
+        self.blend_rows(groups, grid, H, W, emit, progress=progress)
+        self.timing.total_s += time.perf_counter() - t_start
+        return SceneResult(labels, conf, probs, grid.num_tiles)
+
+    def blend_rows(self, groups, grid: TileGrid, H: int, W: int, emit: Callable[[int, np.ndarray], None], *,
+                   progress: Callable[[int], None] | None = None,
+                   before_chunk: Callable[[list], None] | None = None) -> None:
+        """Predict ``grid``'s tiles batch by batch and hand the blended probabilities of finished
+        rows to ``emit(y0, p)`` (p: (n <= 64, W, C) float32), in order.
+
+        Memory is one band of ``tile_h`` rows of the padded width, whatever the scene's height:
+        the in-memory and the windowed (GeoTIFF) paths both run this loop, so they give the same
+        numbers. ``before_chunk(starts)`` runs before each batch (the windowed path reads its strips).
+        """
+        C = self.num_classes
         th, tw = grid.tile_h, grid.tile_w
         ov_h, ov_w = th - grid.stride_h, tw - grid.stride_w
         nx, ny = len(grid.xs), len(grid.ys)
         wx = [window_1d(tw, ov_w, j > 0, j < nx - 1, self.window, self.margin) for j in range(nx)]
         wy = [window_1d(th, ov_h, i > 0, i < ny - 1, self.window, self.margin) for i in range(ny)]
-
-        labels = np.empty((H, W), np.uint8 if C <= 256 else np.int32)
-        conf = np.empty((H, W), np.float32)
-        probs = np.empty((H, W, C), np.float32) if keep_probs else None
         # Band of rows [band_y, band_y + th) that tiles of the current tile row touch.
-        Wp = grid.padded_width
-        acc = np.zeros((th, Wp, C), np.float32)
-        wsum = np.zeros((th, Wp), np.float32)
+        acc = np.zeros((th, grid.padded_width, C), np.float32)
+        wsum = np.zeros((th, grid.padded_width), np.float32)
         band_y = 0
 
         def finalize(rows: int):
-            """Turn the band's first ``rows`` rows into labels/confidence and drop them."""
+            """Emit the band's first ``rows`` rows and shift the band up by ``rows``."""
             nonlocal band_y
             lo, hi = band_y, min(band_y + rows, H)
             for a in range(lo, hi, 64):  # 64 rows at a time: band-sized temporaries stay small on wide scenes
@@ -224,12 +244,7 @@ class Predictor:
                 ws = wsum[a - band_y : b - band_y, :W]
                 if not np.all(ws > 0):
                     raise AssertionError("a pixel got no tile weight (tiling bug)")
-                p = acc[a - band_y : b - band_y, :W] / ws[:, :, None]
-                labels[a:b] = np.argmax(p, axis=-1)
-                conf[a:b] = np.max(p, axis=-1)
-                if probs is not None:
-                    probs[a:b] = p
-            # shift the band up by ``rows``
+                emit(a, acc[a - band_y : b - band_y, :W] / ws[:, :, None])
             keep = th - rows
             if keep > 0:  # in non-overlapping chunks: numpy copies an overlapping source whole first
                 step = max(1, min(rows, 64))
@@ -246,6 +261,8 @@ class Predictor:
         starts = list(grid.tiles())
         for b in range(0, len(starts), self.batch_size):
             chunk = starts[b : b + self.batch_size]
+            if before_chunk is not None:
+                before_chunk(chunk)
             p = self.predict_tiles(groups, grid, chunk)
             for (y, x), pt in zip(chunk, p):
                 if y > band_y:
@@ -257,8 +274,6 @@ class Predictor:
             if progress is not None:
                 progress(len(chunk))
         finalize(th)
-        self.timing.total_s += time.perf_counter() - t_start
-        return SceneResult(labels, conf, probs, grid.num_tiles)
 
 
 def check_same_classes(models: Sequence[ModelEntry]) -> None:
