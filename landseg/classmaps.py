@@ -161,26 +161,38 @@ class ClassMap:
             raise ValueError(f"class map {self.name!r} expects single-band masks (H, W), got shape {raw.shape}")
         return raw.astype(np.int64)
 
-    def decode_mask(self, raw: np.ndarray, source: str | os.PathLike | None = None) -> np.ndarray:
-        """Raw mask -> uint8 class indices with ``ignore_index`` for unlabelled pixels."""
+    def decode(self, raw: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+        """Raw mask -> (uint8 class indices, {unknown value: pixel count}); unknown values become
+        ``ignore_index``. The one decoder: :meth:`decode_mask` and the data readers build on it."""
         keys = self.raw_keys(raw)
         table_keys, table_classes = self.raw_lookup()
         pos = np.clip(np.searchsorted(table_keys, keys), 0, len(table_keys) - 1)
         known = table_keys[pos] == keys
+        unknown: dict[str, int] = {}
         if not known.all():
             values, counts = np.unique(keys[~known], return_counts=True)
-            order = np.argsort(-counts)
-            values, counts = values[order], counts[order]
-            shown = [self.format_raw(v) for v in values[:10]]
-            more = f" and {len(values) - 10} more" if len(values) > 10 else ""
-            where = f"{source}: " if source is not None else ""
-            raise UnknownMaskValuesError(
-                f"{where}{int(counts.sum())} pixels have mask values that class map {self.name!r} does not "
-                f"define: {', '.join(f'{s} ({c} px)' for s, c in zip(shown, counts))}{more}",
-                [self.format_raw(v) for v in values],
-                counts,
-            )
-        return table_classes[pos].astype(np.uint8)
+            order = np.argsort(-counts, kind="stable")
+            unknown = {self.format_raw(v): int(c) for v, c in zip(values[order], counts[order])}
+        return np.where(known, table_classes[pos], self.ignore_index).astype(np.uint8), unknown
+
+    def unknown_values_error(self, unknown: dict[str, int], source: str | os.PathLike | None = None):
+        """The error for mask values this map does not define, largest first (at most 10 shown)."""
+        shown = list(unknown.items())[:10]
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        where = f"{source}: " if source is not None else ""
+        return UnknownMaskValuesError(
+            f"{where}{sum(unknown.values())} pixels have mask values that class map {self.name!r} does not "
+            f"define: {', '.join(f'{v} ({c} px)' for v, c in shown)}{more}",
+            list(unknown), np.asarray(list(unknown.values())),
+        )
+
+    def decode_mask(self, raw: np.ndarray, source: str | os.PathLike | None = None) -> np.ndarray:
+        """Raw mask -> uint8 class indices with ``ignore_index`` for unlabelled pixels; a value the
+        map does not define raises :class:`UnknownMaskValuesError` naming ``source``."""
+        mask, unknown = self.decode(raw)
+        if unknown:
+            raise self.unknown_values_error(unknown, source)
+        return mask
 
     def format_raw(self, key: int) -> str:
         if self.mask_kind == "rgb":

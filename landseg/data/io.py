@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from landseg.classmaps import ClassMap, UnknownMaskValuesError, get_classmap
+from landseg.classmaps import ClassMap, get_classmap
 from landseg.data.errors import DataError, MaskValuesError
 from landseg.io_utils import atomic_path
 
@@ -142,6 +142,17 @@ def read_image(path: str | os.PathLike, bands: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+
+def read_scene(path: str | os.PathLike, norm=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A whole scene for the in-memory stages (evaluation, prediction, pseudo-labels): GDAL rasters
+    through :func:`landseg.geo.raster.read_raster` with ``norm`` (uint8 image, valid-pixel mask),
+    other pictures through :func:`read_image` (valid None)."""
+    from landseg.geo.raster import read_raster, use_rasterio
+
+    if use_rasterio(path):
+        return read_raster(path, norm)
+    return read_image(path), None
+
 def read_mask_raw(path: str | os.PathLike, classmap: ClassMap | str) -> np.ndarray:
     """The mask's raw values in the form its class map decodes (RGB, or one band of values).
 
@@ -181,29 +192,14 @@ def read_mask_raw(path: str | os.PathLike, classmap: ClassMap | str) -> np.ndarr
 
 def decode_mask_array(raw: np.ndarray, classmap: ClassMap | str, path: str | os.PathLike,
                       unknown_to_ignore: bool = False) -> tuple[np.ndarray, dict[str, int]]:
-    """Decode raw mask values; unknown values raise :class:`MaskValuesError` unless mapped to ignore.
-
-    Returns ``(mask, unknown)`` where ``unknown`` maps each unknown value to its pixel count
-    (empty unless ``unknown_to_ignore``), so callers can report what they ignored.
-    """
+    """:meth:`ClassMap.decode` for a file: unknown values raise :class:`MaskValuesError` naming
+    ``path`` unless ``unknown_to_ignore``; returns ``(mask, {unknown value: pixel count})``."""
     cm = get_classmap(classmap)
-    keys = cm.raw_keys(raw)
-    table_keys, table_classes = cm.raw_lookup()
-    pos = np.clip(np.searchsorted(table_keys, keys), 0, len(table_keys) - 1)
-    known = table_keys[pos] == keys
-    unknown: dict[str, int] = {}
-    if not known.all():
-        values, counts = np.unique(keys[~known], return_counts=True)
-        order = np.argsort(-counts)
-        unknown = {cm.format_raw(v): int(c) for v, c in zip(values[order], counts[order])}
-        if not unknown_to_ignore:
-            try:
-                cm.decode_mask(raw)
-            except UnknownMaskValuesError as e:
-                raise MaskValuesError(path, str(e), e.values, e.counts) from None
-    mask = np.where(known, table_classes[pos], cm.ignore_index).astype(np.uint8)
+    mask, unknown = cm.decode(raw)
+    if unknown and not unknown_to_ignore:
+        e = cm.unknown_values_error(unknown)  # MaskValuesError puts the path in front
+        raise MaskValuesError(path, str(e), e.values, e.counts)
     return mask, unknown
-
 
 def read_mask(path: str | os.PathLike, classmap: ClassMap | str, unknown_to_ignore: bool = False,
               decoded: bool = False) -> np.ndarray:

@@ -41,7 +41,7 @@ def predict_rasters(predictor, paths: Sequence[str], out: str | os.PathLike, nam
     from landseg.geo.vector import vectorise
     from landseg.geo.windowed import predict_raster
     from landseg.geo.raster import raster_info
-    from landseg.inference.predict import _bar
+    from landseg.inference.progress import progress_bar
     from landseg.inference.tiling import make_grid
 
     out = Path(out)
@@ -56,7 +56,7 @@ def predict_rasters(predictor, paths: Sequence[str], out: str | os.PathLike, nam
         try:
             info = raster_info(path)
             grid = make_grid(info.height, info.width, predictor.tile, predictor.overlap, predictor.size_multiple)
-            with _bar(progress, grid.num_tiles, os.path.basename(path), leave=False) as bar:
+            with progress_bar(progress, grid.num_tiles, os.path.basename(path), leave=False) as bar:
                 res = predict_raster(predictor, path, out / "classes" / f"{stem}.tif",
                                      confidence_path=out / "confidence" / f"{stem}.tif", class_names=classmap.class_names,
                                      palette=classmap.palette, norm=norm, progress=bar.update,

@@ -364,13 +364,3 @@ def read_mask_with_nodata(path: str | os.PathLike, classmap, decode, ignore_inde
     mask = np.array(decode(raw), dtype=np.uint8, copy=True)
     mask[invalid] = ignore_index
     return mask
-
-
-def read_scene(path: str | os.PathLike, norm: Normalisation | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A whole scene for the in-memory stages (evaluation, pseudo-labels): GDAL rasters through
-    :func:`read_raster` (uint8 image, valid mask), other pictures through ``read_image`` (valid None)."""
-    if use_rasterio(path):
-        return read_raster(path, norm)
-    from landseg.data.io import read_image
-
-    return read_image(path), None

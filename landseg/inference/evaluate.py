@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from landseg.inference.predict import PredictorSettings, Progress, _bar
+from landseg.inference.predict import PredictorSettings
+from landseg.inference.progress import Progress, progress_bar
 from landseg import metrics
 from landseg.io_utils import write_json, write_text
 
@@ -147,13 +148,13 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
     trained with ``data.unknown_mask_values: ignore``) instead of failing the image.
     GeoTIFF / GDAL images are read with ``raster_norm``; their nodata pixels are not scored."""
     from landseg.data.io import read_mask
-    from landseg.geo.raster import read_scene
+    from landseg.data.io import read_scene
     from landseg.inference.tiling import make_grid
 
     C = classmap.num_classes
     total = np.zeros((C, C), np.int64)
     rows, thumbs, failures = [], {}, []
-    with _bar(progress, len(samples), "scenes") as bar:
+    with progress_bar(progress, len(samples), "scenes") as bar:
         for s in samples:
             try:
                 image, valid = read_scene(s.image, raster_norm)
@@ -163,7 +164,7 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
                 if valid is not None:
                     target = np.where(valid, target, classmap.ignore_index).astype(target.dtype)
                 grid = make_grid(image.shape[0], image.shape[1], predictor.tile, predictor.overlap, predictor.size_multiple)
-                with _bar(progress, grid.num_tiles, Path(s.image).name, leave=False) as tbar:
+                with progress_bar(progress, grid.num_tiles, Path(s.image).name, leave=False) as tbar:
                     res = predictor.predict_scene(image, progress=tbar.update)
             except Exception as e:  # noqa: BLE001 - report and go on with the others
                 failures.append({"image": s.image, "error": f"{type(e).__name__}: {e}"})

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from landseg.inference.progress import Progress, progress_bar
 from landseg.inference.tiling import DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, make_grid
 from landseg.io_utils import atomic_path, write_json
 
@@ -62,19 +62,6 @@ class PredictorSettings:
         return Predictor(entries, tile=self.tile, overlap=self.overlap, batch_size=self.batch_size, tta=self.tta)
 
 
-# A progress factory: ``progress(total, desc)`` -> a context manager with ``update(n)`` (e.g. tqdm); None = silent.
-Progress = Callable[..., object]
-
-
-class _Silent:
-    def update(self, n=1):
-        pass
-
-
-def _bar(progress: Progress | None, total: int, desc: str, leave: bool = True):
-    return progress(total=total, desc=desc, leave=leave) if progress is not None else nullcontext(_Silent())
-
-
 def run_over_images(
     predictor,
     paths: Iterable[str | os.PathLike],
@@ -91,11 +78,11 @@ def run_over_images(
     not stop the others. GeoTIFF / GDAL rasters are read with ``raster_norm`` (band selection and
     stretch); ``result.valid`` is then their valid-pixel mask (else None).
     """
-    from landseg.geo.raster import read_scene
+    from landseg.data.io import read_scene
 
     paths = [os.fspath(p) for p in paths]
     failures: list[tuple[str, str]] = []
-    with _bar(progress, len(paths), desc) as bar:
+    with progress_bar(progress, len(paths), desc) as bar:
         for path in paths:
             try:
                 image, valid = read_scene(path, raster_norm)
@@ -107,7 +94,7 @@ def run_over_images(
                 continue
             try:
                 grid = make_grid(image.shape[0], image.shape[1], predictor.tile, predictor.overlap, predictor.size_multiple)
-                with _bar(progress, grid.num_tiles, os.path.basename(path), leave=False) as tbar:
+                with progress_bar(progress, grid.num_tiles, os.path.basename(path), leave=False) as tbar:
                     result = predictor.predict_scene(image, keep_probs=keep_probs, progress=tbar.update)
                 result.valid = valid
                 handle(path, image, result)
