@@ -16,7 +16,11 @@ import numpy as np
 from keras import layers
 
 from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck
-from .weights import check_weights_file, no_download, transfer_weights
+from .weights import cached_weights, check_weights_file, transfer_weights
+
+# keras.applications' ImageNet ResNet50 without its classifier, as Keras caches it
+_RESNET50_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+_RESNET50_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 
@@ -78,8 +82,9 @@ def _resnet50(bands: int, encoder_weights):
     kwargs = dict(include_top=False, input_shape=(None, None, bands))
     if encoder_weights is None:
         return keras.applications.ResNet50(weights=None, **kwargs)
-    with no_download("ResNet50 (keras.applications)"):
-        rgb = keras.applications.ResNet50(weights=encoder_weights, **{**kwargs, "input_shape": (None, None, 3)})
+    if encoder_weights == "imagenet":
+        encoder_weights = cached_weights("ResNet50 (keras.applications)", _RESNET50_FILE, _RESNET50_URL + _RESNET50_FILE)
+    rgb = keras.applications.ResNet50(weights=encoder_weights, **{**kwargs, "input_shape": (None, None, 3)})
     conv1 = rgb.get_layer("conv1_conv")
     kernel, bias = conv1.get_weights()
     conv1.set_weights([kernel[:, :, ::-1, :], bias])  # caffe BGR -> landseg RGB

@@ -1,8 +1,9 @@
 """Pretrained encoder weights without the network.
 
 Keras and segmentation-models fetch ImageNet weights with ``get_file``, which downloads on a
-cache miss. landseg never downloads at run time: ``no_download()`` replaces ``get_file`` so
-it returns the cached file or raises ``WeightsNotFoundError`` saying where to put it.
+cache miss. landseg never downloads at run time: ``cached_weights`` finds a Keras application's
+file in the cache itself, and ``no_download()`` keeps segmentation-models' ``get_file`` to the
+cache; both raise ``WeightsNotFoundError`` saying where to put a missing file.
 ``transfer_weights`` copies a 3-band model's weights into one with another band count.
 """
 
@@ -33,38 +34,45 @@ def check_weights_file(path: str) -> str:
     return path
 
 
+def missing_weights_error(what: str, fname: str, origin: str, base: str) -> WeightsNotFoundError:
+    path = os.path.join(base, fname)
+    return WeightsNotFoundError(
+        f"{path}: ImageNet weights for {what} are not in the local Keras cache, and landseg does not "
+        f"download at run time. Fetch {fname} from {origin} on a machine with network access and copy it "
+        f"to {base}/ (or set KERAS_HOME), or pass encoder_weights='/path/to/{fname}'.")
+
+
+def cached_weights(what: str, fname: str, origin: str) -> str:
+    """The path of ``fname`` in the Keras cache, or WeightsNotFoundError saying how to supply it."""
+    path = os.path.join(keras_cache_dir(), fname)
+    if not os.path.isfile(path):
+        raise missing_weights_error(what, fname, origin, keras_cache_dir())
+    return path
+
+
 @contextlib.contextmanager
 def no_download(what: str) -> Iterator[None]:
-    """Within the block, ``get_file`` serves only cached files and never opens a socket."""
-    import keras
-    from keras.src.utils import file_utils
+    """Within the block, segmentation-models' ``get_file`` serves only cached files.
 
-    targets = [(file_utils, "get_file"), (keras.utils, "get_file")]
-    try:  # tf.keras namespace (what segmentation-models uses under SM_FRAMEWORK=tf.keras)
-        from tensorflow import keras as tfk
-        targets.append((tfk.utils, "get_file"))
-    except ImportError:  # pragma: no cover - TF is a hard dependency, but be safe on other backends
-        pass
+    segmentation-models looks its ImageNet files up in its own table and fetches them with the
+    ``tf.keras.utils.get_file`` it was handed at import, with no hook to pass another; swapping that
+    public function for the block is the one way to keep it off the network.
+    """
+    from tensorflow import keras as tfk
 
     def offline_get_file(fname=None, origin=None, *args, cache_subdir="datasets", cache_dir=None, **kwargs):
         fname = fname or os.path.basename(str(origin))
         base = os.path.join(cache_dir, cache_subdir) if cache_dir else os.path.join(os.path.dirname(keras_cache_dir()), cache_subdir)
-        path = os.path.join(base, fname)
-        if os.path.isfile(path):
-            return path
-        raise WeightsNotFoundError(
-            f"{path}: ImageNet weights for {what} are not in the local Keras cache, and landseg does not "
-            f"download at run time. Fetch {fname} from {origin} on a machine with network access and copy it "
-            f"to {base}/ (or set KERAS_HOME), or pass encoder_weights='/path/to/{fname}'.")
+        if os.path.isfile(os.path.join(base, fname)):
+            return os.path.join(base, fname)
+        raise missing_weights_error(what, fname, origin, base)
 
-    saved = [(mod, attr, getattr(mod, attr)) for mod, attr in targets if hasattr(mod, attr)]
+    original = tfk.utils.get_file
+    tfk.utils.get_file = offline_get_file
     try:
-        for mod, attr, _ in saved:
-            setattr(mod, attr, offline_get_file)
         yield
     finally:
-        for mod, attr, orig in saved:
-            setattr(mod, attr, orig)
+        tfk.utils.get_file = original
 
 
 def adapt_band_axis(src: np.ndarray, bands: int, axis: int, scale: bool) -> np.ndarray:
