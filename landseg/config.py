@@ -45,6 +45,7 @@ TYPES: dict[str, tuple] = {
     "data.hist_reference": (str,),
     "data.pseudo_label_dirs": (list,),
     "data.val_fraction": _NUM,
+    "data.cache": (bool, str),
     "optimizer.lr": _NUM,
     "optimizer.weight_decay": _NUM,
     "optimizer.momentum": _NUM,

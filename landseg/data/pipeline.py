@@ -133,6 +133,20 @@ def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
     return plan
 
 
+def scene_sizes(samples: Sequence[Sample]) -> list[tuple[int, int]]:
+    """``(width, height)`` of each sample's image, from the headers ``plan_samples`` cached."""
+    from landseg.geo.raster import raster_shape, use_rasterio
+
+    sizes = []
+    for s in samples:
+        if use_rasterio(s.image):
+            h, w, _ = raster_shape(s.image)
+            sizes.append((w, h))
+        else:
+            sizes.append(tuple(_header(s.image, "image")[2]))
+    return sizes
+
+
 # ---------------------------------------------------------------------- decoding
 def _read_raster_with_valid(path: str, bands: int, raster_norm) -> np.ndarray:
     """rasterio reader: (H, W, bands + 1) uint8, the last band 255 where valid, 0 where nodata."""
@@ -385,8 +399,9 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
     ``seed`` yet different in each epoch. ``rare_class_crops``: False, True (half of the
     crops centred on a class drawn uniformly among those present) or that fraction.
     ``training=False``: every scene tiled into a padded grid of ``crop_size`` crops, in
-    order; padding is labelled ``ignore_index``. ``cache``: True (memory), False, or a
-    file prefix for ``Dataset.cache``; decoded and histogram-matched scenes are cached.
+    order; padding is labelled ``ignore_index``. ``cache``: True (memory), False, a file
+    prefix for ``Dataset.cache``, or "auto" (``cache_policy.resolve_cache``); decoded and
+    histogram-matched scenes are cached. Without a cache the file list is shuffled, not scenes.
     ``hist_reference``: None, a (C, 256) histogram, a saved ``.npy`` path or a uint8 image.
     ``raster_norm``: a :class:`landseg.geo.Normalisation` (band selection, per-band stretch)
     for GeoTIFF / GDAL images, which are read with rasterio; their nodata pixels are labelled
@@ -431,6 +446,12 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
             image = _match(image, ref_hist)
         return image, mask
 
+    if cache == "auto":
+        from landseg.data.cache_policy import resolve_cache
+
+        cache = resolve_cache("auto", scene_sizes(samples), bands)
+    if training and not cache:  # shuffle the file list: memory stays a few decoded scenes, whatever the dataset
+        ds = ds.shuffle(len(plan), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(load, num_parallel_calls=autotune, deterministic=True)
     if cache:
         ds = ds.cache("" if cache is True else os.fspath(cache))
@@ -438,7 +459,8 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
     ignore = cm.ignore_index
     if training:
         rare = 0.5 if rare_class_crops is True else float(rare_class_crops or 0.0)
-        ds = ds.shuffle(len(plan), seed=seed, reshuffle_each_iteration=True)
+        if cache:  # cached scenes are shuffled after the cache (which would replay one order otherwise)
+            ds = ds.shuffle(len(plan), seed=seed, reshuffle_each_iteration=True)
         if crops_per_image > 1:
             ds = ds.flat_map(lambda i, m: tf.data.Dataset.from_tensors((i, m)).repeat(crops_per_image))
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

@@ -221,11 +221,16 @@ def build_datasets(config: dict, train, val, classmap, hist_ref, global_batch: i
     from landseg.data.pipeline import build_dataset
     from landseg.geo.training import band_count, resolve_normalisation
 
+    from landseg.data.cache_policy import resolve_cache
+    from landseg.data.pipeline import scene_sizes
+
     d = config["data"]
-    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=band_count(d["bands"]),
+    bands = band_count(d["bands"])
+    cache = resolve_cache(d["cache"], scene_sizes(list(train) + list(val)), bands)  # one decision for both
+    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=bands,
                   raster_norm=resolve_normalisation(d, train),
                   seed=config["run"]["seed"], unknown_to_ignore=d["unknown_mask_values"] == "ignore",
-                  cache=d["cache"])
+                  cache=cache)
     train_ds = build_dataset(train, classmap, training=True, flips=d["flips"], rotate90=d["rotate90"],
                              rare_class_crops=d["rare_class_crops"], color_jitter=d["color_jitter"], **common)
     val_ds = build_dataset(val, classmap, training=False, flips=False, rotate90=False, **common)

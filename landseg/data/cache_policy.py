@@ -1,0 +1,73 @@
+"""Whether the training pipeline keeps decoded scenes in memory: ``data.cache``.
+
+Why: caching decoded scenes saves re-decoding a JPEG per crop, but a dataset's decoded pixels
+can be far larger than its files (DeepGlobe's 803 scenes: 2.5 GB of JPEG, 19 GB decoded), and a
+cache larger than RAM ends the run. ``auto`` caches only when the decoded train + validation
+scenes fit in a stated share of the memory this process may use; otherwise scenes are decoded
+when needed and only the file list is shuffled, so memory stays a few scenes' worth whatever
+the dataset's size.
+
+Settings: ``auto`` (default), ``true`` / ``memory`` (always in memory), ``false`` / ``none``
+(never), or a file prefix (``Dataset.cache`` on disk, e.g. a fast local SSD).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+log = logging.getLogger(__name__)
+
+# share of the usable memory the decoded-scene cache may take (the rest: TensorFlow, the model,
+# activations, prefetched batches)
+MEMORY_SHARE = 0.4
+_MEMINFO = "/proc/meminfo"
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def usable_memory() -> int | None:
+    """Bytes this process may use: MemAvailable, capped by a cgroup memory limit; None if unknown."""
+    available = None
+    try:
+        with open(_MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = None
+    for path in _CGROUP_LIMITS:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):
+            available = min(available, int(text)) if available else int(text)
+    return available
+
+
+def decoded_bytes(sizes: Sequence[tuple[int, int]], bands: int) -> int:
+    """Bytes of decoded scenes of ``(width, height)`` each: ``bands`` uint8 image bands + a uint8 mask."""
+    return sum(int(w) * int(h) * (bands + 1) for w, h in sizes)
+
+
+def resolve_cache(setting, sizes: Sequence[tuple[int, int]], bands: int, memory: int | None = None):
+    """``data.cache`` -> what ``build_dataset`` takes: True (memory), False, or a disk prefix."""
+    if setting in (True, "true", "memory"):
+        return True
+    if setting in (False, None, "false", "none"):
+        return False
+    if setting != "auto":
+        return os.fspath(setting)
+    need = decoded_bytes(sizes, bands)
+    memory = usable_memory() if memory is None else memory
+    budget = int(MEMORY_SHARE * memory) if memory else None
+    fits = budget is not None and need <= budget
+    log.info("data.cache auto: decoded scenes %.2f GB, budget %s -> %s", need / 1e9,
+             f"{budget / 1e9:.2f} GB ({MEMORY_SHARE:.0%} of {memory / 1e9:.1f} GB usable)" if budget else "unknown",
+             "cached in memory" if fits else "decoded on demand, file list shuffled")
+    return fits
