@@ -154,6 +154,7 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
     C = classmap.num_classes
     total = np.zeros((C, C), np.int64)
     rows, thumbs, failures = [], {}, []
+    names = _unique_names([s.image for s in samples])
     with progress_bar(progress, len(samples), "scenes") as bar:
         for s in samples:
             try:
@@ -177,7 +178,7 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
             sc = scores(cm)
             labelled = int(cm.sum())
             rows.append({
-                "image": Path(s.image).name,
+                "image": names[s.image],
                 "height": image.shape[0],
                 "width": image.shape[1],
                 "labelled_pixels": labelled,
@@ -186,8 +187,18 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
                 **{f"iou_{n}": v for n, v in zip(classmap.class_names, sc["iou"])},
             })
             if keep_thumbs:
-                thumbs[Path(s.image).name] = (_thumb(image[:, :, :3]), _thumb(target), _thumb(res.labels))
+                thumbs[names[s.image]] = (_thumb(image[:, :, :3]), _thumb(target), _thumb(res.labels))
     return total, rows, thumbs, failures
+
+
+def _unique_names(paths: list) -> dict:
+    """Each image's path below the folder all of them share: ``Tile 3/images/image_part_001.jpg``, so
+    equal file names in different tiles stay apart in the per-image table and panels."""
+    paths = [os.fspath(p) for p in paths]
+    if len(paths) < 2:
+        return {p: Path(p).name for p in paths}
+    root = os.path.commonpath([os.path.abspath(p) for p in paths])
+    return {p: os.path.relpath(os.path.abspath(p), root) for p in paths}
 
 
 def _fmt(v) -> str:

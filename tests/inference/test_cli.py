@@ -142,3 +142,12 @@ def test_evaluate_matches_sklearn(models, tmp_path):
     for f in ("metrics.md", "per_image.csv", "confusion_matrix.png", "panels_best.png", "panels_worst.png"):
         assert (out / f).is_file(), f
     assert len((out / "per_image.csv").read_text().strip().splitlines()) == 4
+
+
+def test_per_image_names_keep_equal_file_names_of_different_tiles_apart():
+    from landseg.inference.evaluate import _unique_names
+
+    paths = ["/d/Tile 3/images/image_part_001.jpg", "/d/Tile 5/images/image_part_001.jpg"]
+    names = _unique_names(paths)
+    assert names == {paths[0]: "Tile 3/images/image_part_001.jpg", paths[1]: "Tile 5/images/image_part_001.jpg"}
+    assert _unique_names(["/d/a/x.png"]) == {"/d/a/x.png": "x.png"}
