@@ -205,10 +205,8 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
 
 
 def _load_run(model_path: str):
-    try:
-        from landseg.run_artifact import load_run
-    except ImportError:  # pragma: no cover
-        return None
+    from landseg.run_artifact import load_run
+
     return load_run(model_path)
 
 

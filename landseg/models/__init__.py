@@ -42,13 +42,8 @@ def load_model(path, compile: bool = False, **kwargs):
     import keras
 
     if compile:
-        import importlib
-
-        for module in ("landseg.losses", "landseg.metrics"):
-            try:
-                importlib.import_module(module)
-            except ImportError:  # pragma: no cover - those parts are optional for inference
-                pass
+        import landseg.losses  # noqa: F401  registers the losses and metrics a compiled model names
+        import landseg.metrics  # noqa: F401
 
     path = os.fspath(path)
     if not os.path.isfile(path):
