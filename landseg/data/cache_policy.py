@@ -3,7 +3,7 @@
 Why: caching decoded scenes saves re-decoding a JPEG per crop, but a dataset's decoded pixels
 can be far larger than its files (DeepGlobe's 803 scenes: 2.5 GB of JPEG, 19 GB decoded), and a
 cache larger than RAM ends the run. ``auto`` caches only when the decoded train + validation
-scenes fit in a stated share of the memory this process may use; otherwise scenes are decoded
+scenes fit in 10 % of the memory this process may use, and at most 2 GB; otherwise scenes are decoded
 when needed and only the file list is shuffled, so memory stays a few scenes' worth whatever
 the dataset's size.
 
@@ -19,9 +19,11 @@ from typing import Sequence
 
 log = logging.getLogger(__name__)
 
-# share of the usable memory the decoded-scene cache may take (the rest: TensorFlow, the model,
-# activations, prefetched batches)
-MEMORY_SHARE = 0.4
+# the decoded-scene cache may take this share of the usable memory, at most MAX_CACHE_BYTES (the rest:
+# TensorFlow, the model, activations, prefetched batches, and other programs: a training should not
+# hold most of a workstation's RAM for a cache that only saves JPEG decoding)
+MEMORY_SHARE = 0.1
+MAX_CACHE_BYTES = 2 * 10**9
 _MEMINFO = "/proc/meminfo"
 _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
@@ -65,9 +67,9 @@ def resolve_cache(setting, sizes: Sequence[tuple[int, int]], bands: int, memory:
         return os.fspath(setting)
     need = decoded_bytes(sizes, bands)
     memory = usable_memory() if memory is None else memory
-    budget = int(MEMORY_SHARE * memory) if memory else None
+    budget = min(int(MEMORY_SHARE * memory), MAX_CACHE_BYTES) if memory else None
     fits = budget is not None and need <= budget
     log.info("data.cache auto: decoded scenes %.2f GB, budget %s -> %s", need / 1e9,
-             f"{budget / 1e9:.2f} GB ({MEMORY_SHARE:.0%} of {memory / 1e9:.1f} GB usable)" if budget else "unknown",
+             f"{budget / 1e9:.2f} GB ({MEMORY_SHARE:.0%} of {memory / 1e9:.1f} GB usable, at most {MAX_CACHE_BYTES / 1e9:.0f} GB)" if budget else "unknown",
              "cached in memory" if fits else "decoded on demand, file list shuffled")
     return fits
