@@ -47,6 +47,39 @@ def main():
             cpu = statistics.mean(r[2]["user_s"] + r[2]["sys_s"] for r in rows) / 60
             print(f"| {arm} | {','.join(str(r[0]) for r in rows)} | {_mean_sd(mious)} | "
                   f"{min(mious):.3f}..{max(mious):.3f} | " + " | ".join(per_class) + f" | {wall:.1f} | {cpu:.1f} |")
+    _extras(runs)
+
+
+def _miou(path: Path):
+    return json.loads(path.read_text())["miou"] if path.is_file() else None
+
+
+def _extras(runs: Path) -> None:
+    """Ensembles of seed pairs and flip TTA (ensemble_tta.sh), each against its single models."""
+    extra = runs / "extra"
+    if not extra.is_dir():
+        return
+    rows = []
+    for metrics in sorted(extra.glob("*/metrics.json")):
+        name = metrics.parent.name
+        m = re.fullmatch(r"(\w+?)_(ensemble|tta_flips)_s(\d)(?:s(\d))?", name)
+        dataset, kind, seeds = m.group(1), m.group(2), [s for s in m.groups()[2:] if s is not None]
+        singles = [_miou(runs / f"{dataset}_lite_pretrained_s{s}" / "eval" / "metrics.json") for s in seeds]
+        base = statistics.mean(singles)
+        rows.append((dataset, kind, seeds, _miou(metrics), singles, base))
+    if not rows:
+        return
+    print("\n### Ensembles of two seeds and flip TTA, against the single models\n")
+    print("| dataset | what | seeds | mIoU | single model(s) | gain over the singles' mean |")
+    print("|---|---|---|---|---|---|")
+    for dataset, kind, seeds, miou, singles, base in rows:
+        print(f"| {dataset} | {kind} | {'+'.join(seeds)} | {miou:.3f} | {', '.join(f'{v:.3f}' for v in singles)} | "
+              f"{miou - base:+.3f} |")
+    for kind in ("ensemble", "tta_flips"):
+        gains = [r[3] - r[5] for r in rows if r[1] == kind]
+        if gains:
+            print(f"\n{kind}: mean gain {statistics.mean(gains):+.3f} over {len(gains)} cases "
+                  f"(min {min(gains):+.3f}, max {max(gains):+.3f})")
 
 
 if __name__ == "__main__":
