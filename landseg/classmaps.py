@@ -168,12 +168,13 @@ class ClassMap:
         table_keys, table_classes = self.raw_lookup()
         pos = np.clip(np.searchsorted(table_keys, keys), 0, len(table_keys) - 1)
         known = table_keys[pos] == keys
-        unknown: dict[str, int] = {}
-        if not known.all():
-            values, counts = np.unique(keys[~known], return_counts=True)
-            order = np.argsort(-counts, kind="stable")
-            unknown = {self.format_raw(v): int(c) for v, c in zip(values[order], counts[order])}
-        return np.where(known, table_classes[pos], self.ignore_index).astype(np.uint8), unknown
+        mask = table_classes[pos].astype(np.uint8)
+        if known.all():
+            return mask, {}
+        values, counts = np.unique(keys[~known], return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        mask[~known] = self.ignore_index
+        return mask, {self.format_raw(v): int(c) for v, c in zip(values[order], counts[order])}
 
     def unknown_values_error(self, unknown: dict[str, int], source: str | os.PathLike | None = None):
         """The error for mask values this map does not define, largest first (at most 10 shown)."""

@@ -142,7 +142,6 @@ def read_image(path: str | os.PathLike, bands: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-
 def read_scene(path: str | os.PathLike, norm=None) -> tuple[np.ndarray, np.ndarray | None]:
     """A whole scene for the in-memory stages (evaluation, prediction, pseudo-labels): GDAL rasters
     through :func:`landseg.geo.raster.read_raster` with ``norm`` (uint8 image, valid-pixel mask),
@@ -152,6 +151,7 @@ def read_scene(path: str | os.PathLike, norm=None) -> tuple[np.ndarray, np.ndarr
     if use_rasterio(path):
         return read_raster(path, norm)
     return read_image(path), None
+
 
 def read_mask_raw(path: str | os.PathLike, classmap: ClassMap | str) -> np.ndarray:
     """The mask's raw values in the form its class map decodes (RGB, or one band of values).
@@ -200,6 +200,7 @@ def decode_mask_array(raw: np.ndarray, classmap: ClassMap | str, path: str | os.
         e = cm.unknown_values_error(unknown)  # MaskValuesError puts the path in front
         raise MaskValuesError(path, str(e), e.values, e.counts)
     return mask, unknown
+
 
 def read_mask(path: str | os.PathLike, classmap: ClassMap | str, unknown_to_ignore: bool = False,
               decoded: bool = False) -> np.ndarray:

@@ -147,8 +147,7 @@ def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, p
     ``unknown_to_ignore``: mask colours the class map lacks count as "no label" (as in a run
     trained with ``data.unknown_mask_values: ignore``) instead of failing the image.
     GeoTIFF / GDAL images are read with ``raster_norm``; their nodata pixels are not scored."""
-    from landseg.data.io import read_mask
-    from landseg.data.io import read_scene
+    from landseg.data.io import read_mask, read_scene
     from landseg.inference.tiling import make_grid
 
     C = classmap.num_classes

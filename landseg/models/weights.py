@@ -63,8 +63,9 @@ def no_download(what: str) -> Iterator[None]:
     def offline_get_file(fname=None, origin=None, *args, cache_subdir="datasets", cache_dir=None, **kwargs):
         fname = fname or os.path.basename(str(origin))
         base = os.path.join(cache_dir, cache_subdir) if cache_dir else os.path.join(os.path.dirname(keras_cache_dir()), cache_subdir)
-        if os.path.isfile(os.path.join(base, fname)):
-            return os.path.join(base, fname)
+        path = os.path.join(base, fname)
+        if os.path.isfile(path):
+            return path
         raise missing_weights_error(what, fname, origin, base)
 
     original = tfk.utils.get_file

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from landseg.training.setup import predict_local
+
 
 def per_class_table(classmap, cm) -> tuple[dict, str]:
     """``per_class_iou.json`` data and Markdown from :func:`landseg.metrics.summarize` (the one
@@ -27,7 +29,7 @@ def confusion_on(model, dataset, steps, num_classes: int, ignore_index: int):
     for i, (x, y) in enumerate(dataset):
         if steps is not None and i >= steps:
             break
-        pred = np.argmax(_predict_local(model, x), axis=-1)
+        pred = np.argmax(predict_local(model, x), axis=-1)
         total += np.asarray(confusion_matrix(y.numpy(), pred, num_classes, ignore_index=ignore_index), np.int64)
     return total
 
@@ -52,7 +54,7 @@ def finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, dive
     tb.write_image("confusion_matrix", plots.confusion_matrix_array(cm, classmap.class_names, normalize=True), step - 1)
     if preview is not None:
         images, targets = preview
-        preds = np.argmax(_predict_local(model, images), axis=-1)
+        preds = np.argmax(predict_local(model, images), axis=-1)
         plots.plot_panels(images, targets, preds, classmap, run_dir / "predictions.png")
     if os.path.isfile(run_dir / "history.csv"):
         plots.plot_learning_curves(run_dir / "history.csv", run_dir / "learning_curves.png", metric="miou")
@@ -61,8 +63,3 @@ def finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, dive
     state["val_miou_best_model"] = data["mean_iou"]
     runs.write_state(run_dir, state)
 
-
-def _predict_local(model, images):
-    from landseg.training.setup import predict_local
-
-    return predict_local(model, images)
