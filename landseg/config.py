@@ -1,9 +1,10 @@
 """Training configuration: packaged YAML defaults <- ``--config FILE.yaml`` <- ``key.sub=value`` overrides.
 
-One resolved dict drives a run and is saved beside its outputs, so a run can be repeated
-exactly. Every key is checked up front (unknown key, wrong type, unknown model / loss /
-optimizer / schedule / dataset / class map) and a bad one stops at once with what is valid,
-rather than failing an hour into training.
+The layers are merged as dicts, checked against the typed sections of ``config_schema`` and
+returned as one typed :class:`Config`, which drives a run and is saved beside its outputs, so
+a run can be repeated exactly. Every key is checked up front (unknown key, wrong type, unknown
+model / loss / optimizer / schedule / dataset / class map) and a bad one stops at once with
+what is valid, rather than failing an hour into training.
 """
 
 from __future__ import annotations
@@ -15,54 +16,22 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
+from landseg.config_schema import (Config, ConfigError, OptimizerSection, RunSection, ScheduleSection, TrainSection,
+                                   check_types, choices)
 
-class ConfigError(ValueError):
-    """A config key or value that landseg cannot use; the message lists what is valid."""
+__all__ = ["Config", "ConfigError", "load_config", "from_dict", "default_config", "validate"]
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "one_cycle", "reduce_on_plateau")
-STRATEGIES = ("default", "mirrored", "multi_worker")
-RESUME_MODES = ("auto", "never")
-HIST_MODES = ("none", "train_mean")
-UNKNOWN_MASK_MODES = ("error", "ignore")
-
+OPTIMIZERS = choices(OptimizerSection, "name")
+SCHEDULES = choices(ScheduleSection, "name")
+STRATEGIES = choices(TrainSection, "strategy")
+MIXED_PRECISION = choices(TrainSection, "mixed_precision")
 # train.mixed_precision: true = float16; "bfloat16" pays on CPUs with AVX512-BF16 / AMX for plain convolutions
-MIXED_PRECISION = ("float16", "bfloat16")
 POLICIES = {True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16", False: "float32"}
+HIST_MODES = ("none", "train_mean")
 
 # Keys whose value is a free-form mapping passed on to another component (checked there).
 FREE_FORM = {"model.options", "loss.options"}
-
-# Types for keys whose default is null (or needs more than the default's type).
-_NUM = (int, float)
-TYPES: dict[str, tuple] = {
-    "run.name": (str, type(None)),
-    "data.layout": (str, type(None)),
-    "data.classmap": (str, type(None)),
-    "data.bands": (int, list),
-    "data.normalisation": (str,),
-    "data.hist_reference": (str,),
-    "data.pseudo_label_dirs": (list,),
-    "data.val_fraction": _NUM,
-    "data.cache": (bool, str),
-    "optimizer.lr": _NUM,
-    "optimizer.weight_decay": _NUM,
-    "optimizer.momentum": _NUM,
-    "optimizer.clipnorm": _NUM + (type(None),),
-    "schedule.warmup_epochs": _NUM,
-    "schedule.min_lr_fraction": _NUM,
-    "schedule.plateau_factor": _NUM,
-    "train.steps_per_epoch": (int, type(None)),
-    "train.val_steps": (int, type(None)),
-    "train.jit_compile": (bool, str),
-    "train.mixed_precision": (bool, str),
-    "train.resume_from": (str, type(None)),
-    "train.init_from": (str, type(None)),
-    "train.unfreeze_at_epoch": (int, type(None)),
-    "lr_find.min_lr": _NUM,
-    "lr_find.max_lr": _NUM,
-}
 
 
 def default_config() -> dict:
@@ -181,7 +150,7 @@ def load_yaml(path: str | os.PathLike) -> dict:
 
 
 def load_config(config_file: str | os.PathLike | None = None, overrides: Sequence[str] = (),
-                validate_names: bool = True) -> dict:
+                validate_names: bool = True) -> Config:
     """Defaults, then ``config_file``, then ``overrides``; validated. Raises :class:`ConfigError`."""
     schema = default_config()
     config = copy.deepcopy(schema)
@@ -202,53 +171,12 @@ def load_config(config_file: str | os.PathLike | None = None, overrides: Sequenc
         raise ConfigError(f"{where}: {text}") from None
 
 
-def from_dict(update: dict, validate_names: bool = True) -> dict:
+def from_dict(update: dict | Config, validate_names: bool = True) -> Config:
     """A resolved config from a (partial) dict merged over the defaults (used by ``run_training``)."""
+    if isinstance(update, Config):
+        update = update.to_dict()
     schema = default_config()
     return validate(_merge_layer(schema, update, schema), schema, validate_names=validate_names)
-
-
-def _type_name(types: tuple) -> str:
-    names = {int: "integer", float: "number", bool: "true/false", str: "string", list: "list",
-             dict: "mapping", type(None): "null"}
-    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
-
-
-def _as_number(value):
-    """YAML 1.1 reads ``1e-4`` (no dot) as a string; accept it where a number is expected."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _check_types(config: dict, schema: dict) -> None:
-    flat, flat_schema = _flatten(config), _flatten(schema)
-    for key, value in flat.items():
-        if key in FREE_FORM:
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key {key!r} must be a mapping of options, not {value!r}")
-            continue
-        default = flat_schema.get(key)
-        types = TYPES.get(key)
-        if types is None:
-            types = (type(default),) if default is not None else (object,)
-            if isinstance(default, float):
-                types = _NUM
-        if float in types and str not in types:
-            value = _as_number(value)
-            *parents, name = key.split(".")
-            node = config
-            for part in parents:
-                node = node[part]
-            node[name] = value
-        ok = isinstance(value, types)
-        if isinstance(value, bool) and bool not in types:  # YAML true is not a number here
-            ok = False
-        if not ok:
-            raise ConfigError(f"config key {key!r} must be {_type_name(types)}, got {value!r}")
 
 
 def _choice(key: str, value, valid: Sequence[str]) -> None:
@@ -271,22 +199,16 @@ def dataset_names() -> list[str]:
     return sorted(set(DATASETS) | {"synthetic"})
 
 
-def validate(config: dict, schema: dict | None = None, validate_names: bool = True) -> dict:
+def validate(config: dict, schema: dict | None = None, validate_names: bool = True) -> Config:
     """Check types, ranges and names; fill dataset-dependent defaults (layout, class map)."""
     schema = default_config() if schema is None else schema
+    if isinstance(config, Config):
+        config = config.to_dict()
     # Unknown keys (a config dict built in Python skips merge()).
     merge(schema, config, schema)
-    _check_types(config, schema)
+    config = copy.deepcopy(config)
+    check_types(config)  # types and fixed choices, from the typed sections' annotations
     c = config
-    _choice("optimizer.name", c["optimizer"]["name"], OPTIMIZERS)
-    _choice("schedule.name", c["schedule"]["name"], SCHEDULES)
-    _choice("train.strategy", c["train"]["strategy"], STRATEGIES)
-    _choice("run.resume", c["run"]["resume"], RESUME_MODES)
-    _choice("data.unknown_mask_values", c["data"]["unknown_mask_values"], UNKNOWN_MASK_MODES)
-    if isinstance(c["train"]["jit_compile"], str):
-        _choice("train.jit_compile", c["train"]["jit_compile"], ("auto",))
-    if isinstance(c["train"]["mixed_precision"], str):
-        _choice("train.mixed_precision", c["train"]["mixed_precision"], MIXED_PRECISION)
     for key in ("optimizer.lr", "train.epochs", "train.batch_size", "train.grad_accum_steps", "data.crop_size",
                 "train.steps_per_epoch", "train.val_steps", "lr_find.min_lr", "lr_find.max_lr", "lr_find.steps",
                 "schedule.plateau_factor", "schedule.plateau_patience"):
@@ -298,8 +220,6 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
         raise ConfigError(f"config key 'data.val_fraction' must be between 0 and 1, got {c['data']['val_fraction']!r}")
     if c["lr_find"]["min_lr"] >= c["lr_find"]["max_lr"]:
         raise ConfigError("config keys 'lr_find.min_lr' must be below 'lr_find.max_lr'")
-    if not all(isinstance(p, str) for p in c["data"]["pseudo_label_dirs"]):
-        raise ConfigError("config key 'data.pseudo_label_dirs' must be a list of folder paths")
     bands = c["data"]["bands"]
     if (isinstance(bands, bool) or (isinstance(bands, int) and bands < 1) or (isinstance(bands, list) and (
             not bands or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in bands)))):
@@ -319,7 +239,7 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
         raise ConfigError(f"config key 'run.name' must be a plain folder name, got {c['run']['name']!r}")
     if validate_names:
         _validate_names(c)
-    return c
+    return Config.from_dict(c)
 
 
 def _validate_names(c: dict) -> None:

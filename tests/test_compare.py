@@ -46,19 +46,19 @@ def resolved():
 
 
 def test_configs_load_and_differ_only_in_their_variable(resolved):
-    base = _flatten(resolved[BASELINE.name])
+    base = _flatten(resolved[BASELINE.name].to_dict())
     names = set()
     for name, cfg in resolved.items():
-        flat = _flatten(cfg)
+        flat = _flatten(cfg.to_dict())
         changed = {k for k in flat if flat[k] != base.get(k)} - {"run.name"}
         assert changed == VARIES[name], f"{name} changes {sorted(changed)}"
-        assert cfg["run"]["output_dir"] == "experiments/runs/compare"
-        names.add(cfg["run"]["name"])
+        assert cfg.run.output_dir == "experiments/runs/compare"
+        names.add(cfg.run.name)
     assert len(names) == len(resolved), "two arms share a run name (they would overwrite / resume each other)"
     # the dropout arm really turns dropout on, the loss arms use the losses the comparison names
-    assert resolved["cse_unet_dropout.yaml"]["model"]["options"]["dropout"] > 0
-    assert resolved[BASELINE.name]["model"]["options"]["dropout"] == 0
-    assert {resolved[n]["loss"]["name"] for n in ("cse_unet.yaml", "cse_unet_dice_focal.yaml", "cse_unet_ce_dice.yaml")} == {
+    assert resolved["cse_unet_dropout.yaml"].model.options["dropout"] > 0
+    assert resolved[BASELINE.name].model.options["dropout"] == 0
+    assert {resolved[n].loss.name for n in ("cse_unet.yaml", "cse_unet_dice_focal.yaml", "cse_unet_ce_dice.yaml")} == {
         "partial_ce", "dice+focal", "ce+dice"}
 
 

@@ -119,10 +119,10 @@ def test_config_keys_for_threads_and_bf16():
     from landseg import config as cfg
 
     c = cfg.load_config(None, ["run.intra_op_threads=1", "train.mixed_precision=bfloat16"], validate_names=False)
-    assert c["run"]["intra_op_threads"] == 1 and c["run"]["inter_op_threads"] is None
-    assert cfg.POLICIES[c["train"]["mixed_precision"]] == "mixed_bfloat16"
+    assert c.run.intra_op_threads == 1 and c.run.inter_op_threads is None
+    assert cfg.POLICIES[c.train.mixed_precision] == "mixed_bfloat16"
     assert cfg.POLICIES[cfg.load_config(None, ["train.mixed_precision=true"], validate_names=False)
-                        ["train"]["mixed_precision"]] == "mixed_float16"
+                        .train.mixed_precision] == "mixed_float16"
     with pytest.raises(cfg.ConfigError, match="mixed_precision"):
         cfg.load_config(None, ["train.mixed_precision=half"], validate_names=False)
 

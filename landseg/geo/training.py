@@ -16,6 +16,7 @@ import functools
 import os
 from typing import Sequence
 
+from landseg.config_schema import DataSection
 from landseg.geo.raster import (RUN_NORMALISATION_FILE, Normalisation, band_statistics, needs_statistics,
                                 use_rasterio)
 
@@ -31,10 +32,10 @@ def band_selection(bands) -> tuple[int, ...] | None:
     return tuple(int(b) for b in bands) if isinstance(bands, (list, tuple)) else None
 
 
-def resolve_normalisation(data_config: dict, train_samples: Sequence) -> Normalisation | None:
+def resolve_normalisation(data: DataSection, train_samples: Sequence) -> Normalisation | None:
     """The run's :class:`Normalisation`, or None when no image is a GDAL raster and no bands are selected."""
     images = tuple(os.path.abspath(os.fspath(s.image)) for s in train_samples)
-    return _resolve(images, band_selection(data_config.get("bands", 3)), str(data_config.get("normalisation", "auto")))
+    return _resolve(images, band_selection(data.bands), str(data.normalisation))
 
 
 @functools.lru_cache(maxsize=8)

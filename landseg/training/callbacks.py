@@ -34,18 +34,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from landseg.config_schema import ScheduleSection
 from landseg.io_utils import atomic_path, write_text
 from landseg.training import runs
 
 
 
 # ---------------------------------------------------------------------- learning rate
-def lr_at(schedule: dict, base_lr: float, step: int, total_steps: int, steps_per_epoch: int,
+def lr_at(schedule: ScheduleSection, base_lr: float, step: int, total_steps: int, steps_per_epoch: int,
           plateau_scale: float = 1.0) -> float:
     """Learning rate at global batch ``step`` (0-based) of ``total_steps``."""
-    name = schedule["name"]
-    floor = base_lr * schedule["min_lr_fraction"]
-    warm = int(round(schedule["warmup_epochs"] * steps_per_epoch))
+    name = schedule.name
+    floor = base_lr * schedule.min_lr_fraction
+    warm = int(round(schedule.warmup_epochs * steps_per_epoch))
     if warm > 0 and step < warm and name != "one_cycle":
         return base_lr * (0.1 + 0.9 * step / warm)
     if name in ("constant", "reduce_on_plateau"):
@@ -69,7 +70,7 @@ class LearningRateController(keras.callbacks.Callback):
     """Sets the optimizer's learning rate every batch from the global step, so it survives a
     resume and an optimizer rebuilt at unfreeze; runs reduce-on-plateau on val mIoU."""
 
-    def __init__(self, schedule: dict, base_lr: float, steps_per_epoch: int, epochs: int, state: dict):
+    def __init__(self, schedule: ScheduleSection, base_lr: float, steps_per_epoch: int, epochs: int, state: dict):
         super().__init__()
         self.schedule, self.base_lr = schedule, base_lr
         self.steps_per_epoch, self.epochs, self.state = steps_per_epoch, epochs, state
@@ -90,7 +91,7 @@ class LearningRateController(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        if self.schedule["name"] != "reduce_on_plateau" or logs is None or "val_miou" not in logs:
+        if self.schedule.name != "reduce_on_plateau" or logs is None or "val_miou" not in logs:
             return
         p = self.state["plateau"]
         score = float(logs["val_miou"])
@@ -98,10 +99,10 @@ class LearningRateController(keras.callbacks.Callback):
             p["best"], p["wait"] = score, 0
         else:
             p["wait"] += 1
-            if p["wait"] >= self.schedule["plateau_patience"]:
-                p["scale"] *= self.schedule["plateau_factor"]
+            if p["wait"] >= self.schedule.plateau_patience:
+                p["scale"] *= self.schedule.plateau_factor
                 p["wait"] = 0
-                log.info(f"\nreduce_on_plateau: val mIoU has not improved for {self.schedule['plateau_patience']} "
+                log.info(f"\nreduce_on_plateau: val mIoU has not improved for {self.schedule.plateau_patience} "
                       f"epochs; lr scale -> {p['scale']:.3g}")
 
 

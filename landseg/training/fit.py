@@ -30,11 +30,12 @@ class WorkerLost(RuntimeError):
     """Multi-worker training: another worker stopped (its collectives failed); the last completed epoch is kept."""
 
 
-def _configure_threads(run: dict) -> None:
+def _configure_threads(run: cfg.RunSection) -> None:
     """``run.intra_op_threads`` / ``run.inter_op_threads`` (null: what ``import landseg`` chose)."""
     from landseg import runtime
 
-    given = {k: run[f"{k}_threads"] for k in ("intra_op", "inter_op") if run.get(f"{k}_threads") is not None}
+    chosen = {"intra_op": run.intra_op_threads, "inter_op": run.inter_op_threads}
+    given = {k: v for k, v in chosen.items() if v is not None}
     if not given:
         return
     try:
@@ -43,7 +44,7 @@ def _configure_threads(run: dict) -> None:
         raise cfg.ConfigError(f"config key 'run.{next(iter(given))}_threads': {e}") from e
 
 
-def run_training(config: dict, callbacks=None, strategy=None) -> Path:
+def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Path:
     """Train from a (partial) config dict merged over the defaults; returns the run folder.
 
     ``callbacks``: extra Keras callbacks (used by tests and self-training). Raises
@@ -51,7 +52,7 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
     the outputs cannot be written, :class:`landseg.config.ConfigError` on a bad config.
     """
     config = cfg.from_dict(config)
-    _configure_threads(config["run"])  # before any TensorFlow op starts its runtime
+    _configure_threads(config.run)  # before any TensorFlow op starts its runtime
     size_multiple = check_crop_size(config)  # before any folder is made or data read
     t_start = time.time()
     run_dir, state = runs.choose_run_dir(config)
@@ -69,11 +70,11 @@ def run_training(config: dict, callbacks=None, strategy=None) -> Path:
             return chief_dir
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-    tb_dir = Path(config["run"]["tensorboard_dir"]) / name
+    tb_dir = Path(config.run.tensorboard_dir) / name
     return _run_locked(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
 
 
-def _run_locked(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
+def _run_locked(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
                 t_start: float) -> Path:
     runs.check_writable(run_dir)
     runs.check_writable(tb_dir)
@@ -88,99 +89,99 @@ def _run_locked(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, s
         return _train(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
 
 
-def _train(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
+def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
            t_start: float) -> Path:
 
     import keras
 
     from landseg.training import callbacks as cbs
 
-    seed = int(config["run"]["seed"])
+    seed = int(config.run.seed)
     keras.utils.set_random_seed(seed)
-    t = config["train"]
-    keras.mixed_precision.set_global_policy(cfg.POLICIES[t["mixed_precision"]])
-    strategy = strategy or make_strategy(t["strategy"])
+    t = config.train
+    keras.mixed_precision.set_global_policy(cfg.POLICIES[t.mixed_precision])
+    strategy = strategy or make_strategy(t.strategy)
     replicas = strategy.num_replicas_in_sync
 
     resumed = state is not None
     if resumed:
-        log.info(f"resuming {run_dir} after epoch {state['epochs_completed']} of {t['epochs']}")
+        log.info(f"resuming {run_dir} after epoch {state['epochs_completed']} of {t.epochs}")
     else:
         state = {"epochs_completed": 0, "finished": False}
         log.info(f"run folder: {run_dir}")
 
     train, val, classmap, hist_ref, hist_file = prepare_data(config, run_dir)
-    batch = int(t["batch_size"])
+    batch = int(t.batch_size)
     train_ds, val_ds = build_datasets(config, train, val, classmap, hist_ref, batch)
-    steps = t["steps_per_epoch"] or cardinality(train_ds)
+    steps = t.steps_per_epoch or cardinality(train_ds)
     if steps is None:
         raise cfg.ConfigError("the training dataset has no known length; set train.steps_per_epoch")
-    accum = int(t["grad_accum_steps"])
+    accum = int(t.grad_accum_steps)
     if accum > 1 and steps % accum:
         steps = max(accum, steps - steps % accum)  # whole updates only: checkpoints never hold half-accumulated grads
     train_ds = train_ds.repeat()
-    val_steps = t["val_steps"] or cardinality(val_ds)
+    val_steps = t.val_steps or cardinality(val_ds)
     if val_steps is None:  # grid tiles: count them once, so Keras knows the length (no "ran out of data" warning)
         val_ds, val_steps = _with_known_length(val_ds)
     log.info(f"{len(train)} training / {len(val)} validation images, {classmap.num_classes} classes, "
           f"{steps} steps/epoch of batch {batch}" + (f" x {accum} accumulated" if accum > 1 else "")
           + (f" over {replicas} replicas" if replicas > 1 else ""))
-    preview = preview_batch(val_ds, int(t["num_preview"]))
+    preview = preview_batch(val_ds, int(t.num_preview))
     bands = int(train_ds.element_spec[0].shape[-1])
 
     from landseg.models import build_model
 
-    frozen = bool(t["freeze_encoder"]) and (t["unfreeze_at_epoch"] is None
-                                             or state["epochs_completed"] < t["unfreeze_at_epoch"])
-    build_options = dict(config["model"]["options"])
+    frozen = bool(t.freeze_encoder) and (t.unfreeze_at_epoch is None
+                                             or state["epochs_completed"] < t.unfreeze_at_epoch)
+    build_options = dict(config.model.options)
     if frozen:
         build_options["freeze_encoder"] = True
     with strategy.scope():
-        model = build_model(config["model"]["name"], classmap.num_classes, input_shape=(None, None, bands),
+        model = build_model(config.model.name, classmap.num_classes, input_shape=(None, None, bands),
                             **build_options)
-        if t["init_from"] and not resumed:
-            model.load_weights(t["init_from"])
-            log.info(f"initialised from {t['init_from']}")
+        if t.init_from and not resumed:
+            model.load_weights(t.init_from)
+            log.info(f"initialised from {t.init_from}")
         if frozen:
             log.info(f"encoder frozen: {len(model.trainable_weights)} of {len(model.weights)} weights trainable")
         miou = make_miou_metric(classmap)
         compile_model(model, config, classmap, miou)
-    runs.check_free_space(run_dir, runs.estimate_output_bytes(model.count_params(), t["epochs"]))
+    runs.check_free_space(run_dir, runs.estimate_output_bytes(model.count_params(), t.epochs))
 
     if resumed:
         _resume_weights(model, run_dir, state, strategy)
     else:
         runs.write_config(run_dir, config)
-        d = config["data"]
-        save_run(run_dir, model=config["model"]["name"], model_options=config["model"]["options"], classmap=classmap,
+        d = config.data
+        save_run(run_dir, model=config.model.name, model_options=config.model.options, classmap=classmap,
                  bands=bands, size_multiple=size_multiple, hist_reference=hist_file,
-                 unknown_mask_values=d["unknown_mask_values"],
-                 split=split_record(train, val, val_fraction=d["val_fraction"], seed=d["split_seed"],
-                                    by_group=d["split_by_group"]))
+                 unknown_mask_values=d.unknown_mask_values,
+                 split=split_record(train, val, val_fraction=d.val_fraction, seed=d.split_seed,
+                                    by_group=d.split_by_group))
         runs.write_state(run_dir, state)
 
-    if t["lr_find"] and not resumed:
+    if t.lr_find and not resumed:
         from landseg.training.lr_finder import find_lr
 
         result = find_lr(model, train_ds, config, run_dir)
         state["lr_found"] = float(result["suggestion"])
         runs.write_state(run_dir, state)
         log.info(f"lr finder suggests {result['suggestion']:.3g}; training with it")
-    base_lr = float(state.get("lr_found") or config["optimizer"]["lr"])
+    base_lr = float(state.get("lr_found") or config.optimizer.lr)
 
     nan_guard = cbs.NaNGuard()
-    lr_cb = cbs.LearningRateController(config["schedule"], base_lr, steps, t["epochs"], state)
+    lr_cb = cbs.LearningRateController(config.schedule, base_lr, steps, t.epochs, state)
     per_class = cbs.PerClassIoU(miou, classmap)
     tb = cbs.TensorBoardLogger(tb_dir, classmap, preview)
-    ckpt = cbs.RunCheckpoint(run_dir, state, nan_guard, patience=int(t["early_stopping_patience"]))
+    ckpt = cbs.RunCheckpoint(run_dir, state, nan_guard, patience=int(t.early_stopping_patience))
     cb_list = [nan_guard, lr_cb, per_class, tb, ckpt]
     cb_list += list(callbacks or [])
 
     start = int(state["epochs_completed"])
-    segments = [(start, t["epochs"])]
-    unfreeze = t["unfreeze_at_epoch"]
-    if t["freeze_encoder"] and unfreeze is not None and start < unfreeze < t["epochs"]:
-        segments = [(start, unfreeze), (unfreeze, t["epochs"])]
+    segments = [(start, t.epochs)]
+    unfreeze = t.unfreeze_at_epoch
+    if t.freeze_encoder and unfreeze is not None and start < unfreeze < t.epochs:
+        segments = [(start, unfreeze), (unfreeze, t.epochs)]
     for i, (first, last) in enumerate(segments):
         if i > 0:
             unfreeze_all(model)
@@ -191,7 +192,7 @@ def _train(config: dict, run_dir: Path, state: dict | None, tb_dir: Path, size_m
             continue
         try:
             model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
-                      validation_steps=val_steps, callbacks=cb_list, verbose=t["verbose"], shuffle=False)
+                      validation_steps=val_steps, callbacks=cb_list, verbose=t.verbose, shuffle=False)
         except Exception as e:  # a file TF could not decode: name it (tf.data's error does not)
             _raise_worker_lost(e, strategy, state)
             _raise_data_error(e, list(train) + list(val), config)
@@ -256,7 +257,7 @@ def _raise_worker_lost(error: Exception, strategy, state: dict) -> None:
                          f"{int(state.get('epochs_completed', 0))} epoch(s) are saved") from error
 
 
-def _raise_data_error(error: Exception, samples, config: dict) -> None:
+def _raise_data_error(error: Exception, samples, config: cfg.Config) -> None:
     """When ``error`` is TensorFlow failing on input data, find the file by decoding each one and
     raise the project's :class:`~landseg.data.errors.DataError` naming it; otherwise return."""
     import tensorflow as tf
@@ -266,8 +267,8 @@ def _raise_data_error(error: Exception, samples, config: dict) -> None:
     from landseg.data.errors import DataError
     from landseg.data.integrity import find_unreadable
 
-    bad = find_unreadable(samples, config["data"]["classmap"],
-                          unknown_to_ignore=config["data"]["unknown_mask_values"] == "ignore")
+    bad = find_unreadable(samples, config.data.classmap,
+                          unknown_to_ignore=config.data.unknown_mask_values == "ignore")
     if bad is not None:
         raise bad from None
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

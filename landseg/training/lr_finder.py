@@ -14,6 +14,8 @@ import math
 import os
 from pathlib import Path
 
+from landseg.config import Config
+
 log = logging.getLogger(__name__)
 
 
@@ -72,15 +74,15 @@ def run_finder(model, train_ds, min_lr: float, max_lr: float, steps: int, beta: 
     return lrs, losses
 
 
-def find_lr(model, train_ds, config: dict, out_dir: str | os.PathLike) -> dict:
+def find_lr(model, train_ds, config: Config, out_dir: str | os.PathLike) -> dict:
     """Run the finder on a compiled model; writes ``lr_find.png`` and ``lr_find.json`` into ``out_dir``."""
     from landseg.io_utils import write_json
     from landseg.plots import plot_lr_finder
 
-    f = config["lr_find"]
-    lrs, losses = run_finder(model, train_ds, float(f["min_lr"]), float(f["max_lr"]), int(f["steps"]))
+    f = config.lr_find
+    lrs, losses = run_finder(model, train_ds, float(f.min_lr), float(f.max_lr), int(f.steps))
     suggestion = suggest_lr(lrs, losses)
-    if len(lrs) and losses[-1] <= min(losses) and lrs[-1] >= float(f["max_lr"]) * 0.99:
+    if len(lrs) and losses[-1] <= min(losses) and lrs[-1] >= float(f.max_lr) * 0.99:
         log.info("lr finder: the loss was still falling at lr_find.max_lr; the suggestion is a lower bound "
               "(raise lr_find.max_lr or lr_find.steps)")
     out_dir = Path(out_dir)
@@ -92,7 +94,7 @@ def find_lr(model, train_ds, config: dict, out_dir: str | os.PathLike) -> dict:
     return result
 
 
-def lr_find_run(config: dict) -> tuple[dict, Path]:
+def lr_find_run(config: Config) -> tuple[dict, Path]:
     """Build the configured model and data, run the finder; writes ``<output_dir>/<run>-lr_find/``.
     Returns (result, output folder)."""
     import keras
@@ -102,13 +104,13 @@ def lr_find_run(config: dict) -> tuple[dict, Path]:
     from landseg.training.setup import build_datasets, check_crop_size, compile_model, make_miou_metric, prepare_data
 
     check_crop_size(config)
-    keras.utils.set_random_seed(int(config["run"]["seed"]))
-    out_dir = Path(config["run"]["output_dir"]) / f"{runs.default_run_name(config)}-lr_find"
+    keras.utils.set_random_seed(int(config.run.seed))
+    out_dir = Path(config.run.output_dir) / f"{runs.default_run_name(config)}-lr_find"
     runs.check_writable(out_dir)
     train, val, classmap, hist_ref, _ = prepare_data(config, None)
-    train_ds, _ = build_datasets(config, train, val, classmap, hist_ref, int(config["train"]["batch_size"]))
+    train_ds, _ = build_datasets(config, train, val, classmap, hist_ref, int(config.train.batch_size))
     bands = int(train_ds.element_spec[0].shape[-1])
-    model = build_model(config["model"]["name"], classmap.num_classes, input_shape=(None, None, bands),
-                        **config["model"]["options"])
+    model = build_model(config.model.name, classmap.num_classes, input_shape=(None, None, bands),
+                        **config.model.options)
     compile_model(model, config, classmap, make_miou_metric(classmap))
     return find_lr(model, train_ds.repeat(), config, out_dir), out_dir

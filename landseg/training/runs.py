@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from landseg.config import Config
 from landseg.io_utils import atomic_path, write_json, write_text
 from landseg.run_artifact import CONFIG_FILE
 
@@ -28,12 +29,13 @@ class OutputError(OSError):
     """The output folder cannot take the run's outputs (unwritable, or too little free space)."""
 
 
-def default_run_name(config: dict) -> str:
-    return config["run"]["name"] or f"{config['data']['name']}-{config['model']['name']}"
+def default_run_name(config: Config) -> str:
+    return config.run.name or f"{config.data.name}-{config.model.name}"
 
 
-def comparable_config(config: dict) -> dict:
-    c = copy.deepcopy(config)
+def comparable_config(config: dict | Config) -> dict:
+    """A config as a dict without the keys that may change when a run resumes."""
+    c = config.to_dict() if isinstance(config, Config) else copy.deepcopy(config)
     for section, key in _RESUME_INSENSITIVE:
         c.get(section, {}).pop(key, None)
     return c
@@ -59,21 +61,21 @@ def read_run_config(run_dir: str | os.PathLike) -> dict | None:
         return yaml.safe_load(f)
 
 
-def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
+def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
     """(run folder, resume state or None) for this config.
 
     ``train.resume_from`` names a folder to continue. Otherwise, with ``run.resume: auto``, the
     newest folder ``<name>``, ``<name>-2``, ... is continued when it holds an unfinished run of
     the same config; a finished or different run gets the next free name, never overwritten.
     """
-    resume_from = config["train"]["resume_from"]
+    resume_from = config.train.resume_from
     if resume_from:
         run_dir = Path(resume_from)
         state = read_state(run_dir)
         if state is None:
             raise OutputError(f"{run_dir}: train.resume_from names a folder without a resumable run ({STATE_FILE} missing)")
         return run_dir, state
-    out = Path(config["run"]["output_dir"])
+    out = Path(config.run.output_dir)
     name = default_run_name(config)
     candidates = [out / name] + [out / f"{name}-{i}" for i in range(2, 10000)]
     existing = [d for d in candidates[:10000] if d.exists()] if out.is_dir() else []
@@ -88,7 +90,7 @@ def choose_run_dir(config: dict) -> tuple[Path, dict | None]:
         state = read_state(last)
         saved = read_run_config(last)
         same = saved is None and state is None or comparable_config(saved or {}) == comparable_config(config)
-        if config["run"]["resume"] == "auto" and same and (state is None or not state.get("finished")):
+        if config.run.resume == "auto" and same and (state is None or not state.get("finished")):
             if state is not None and state.get("epochs_completed", 0) > 0:
                 return last, state
             if not _has_checkpoints(last):  # killed before its first epoch ended: start again in the same folder
@@ -127,8 +129,8 @@ def check_free_space(folder: str | os.PathLike, need_bytes: int) -> None:
                           f"{need_bytes / 1e6:.0f} MB for checkpoints and logs; free some space or set run.output_dir")
 
 
-def write_config(run_dir: str | os.PathLike, config: dict) -> None:
-    write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
+def write_config(run_dir: str | os.PathLike, config: Config) -> None:
+    write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False))
 
 
 def save_optimizer_state(optimizer, path: str | os.PathLike) -> None:

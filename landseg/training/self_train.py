@@ -15,19 +15,20 @@ import copy
 import os
 from pathlib import Path
 
+from landseg.config import Config
 from landseg.io_utils import write_json
 
 
-def round_config(config: dict, base_name: str, r: int, pseudo_dir: str, init_from: str | None) -> dict:
+def round_config(config: Config, base_name: str, r: int, pseudo_dir: str, init_from: str | None) -> Config:
     c = copy.deepcopy(config)
-    c["run"]["name"] = f"{base_name}-self{r}"
-    c["data"]["pseudo_label_dirs"] = list(c["data"].get("pseudo_label_dirs") or []) + [os.path.abspath(pseudo_dir)]
+    c.run.name = f"{base_name}-self{r}"
+    c.data.pseudo_label_dirs = [*c.data.pseudo_label_dirs, os.path.abspath(pseudo_dir)]
     if init_from:
-        c["train"]["init_from"] = os.path.abspath(init_from)
+        c.train.init_from = os.path.abspath(init_from)
     return c
 
 
-def self_train(config: dict, rounds: int, unlabelled: str, threshold: float, *, settings=None, warm_start: bool = False,
+def self_train(config: Config, rounds: int, unlabelled: str, threshold: float, *, settings=None, warm_start: bool = False,
                init_model: str | None = None, progress=None) -> dict:
     """Run the rounds; returns the record (also written as ``self_train.json``). ``settings``: a
     :class:`landseg.inference.predict.PredictorSettings` for pseudo-labelling."""
@@ -40,7 +41,7 @@ def self_train(config: dict, rounds: int, unlabelled: str, threshold: float, *, 
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     settings = settings or PredictorSettings()
     base = runs.default_run_name(config)
-    work = Path(config["run"]["output_dir"]) / f"{base}-selftrain"
+    work = Path(config.run.output_dir) / f"{base}-selftrain"
     record = {"config_run_name": base, "unlabelled": os.path.abspath(unlabelled), "threshold": threshold,
               "tta": settings.tta, "warm_start": warm_start, "rounds": []}
     if init_model:

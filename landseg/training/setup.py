@@ -90,32 +90,32 @@ def is_chief() -> bool:
     return task.get("type") == "chief" or (not has_chief and task.get("type") == "worker" and task.get("index", 0) == 0)
 
 
-def make_optimizer(opt: dict, grad_accum_steps: int = 1):
+def make_optimizer(opt: cfg.OptimizerSection, grad_accum_steps: int = 1):
     """Adam / AdamW / SGD; ``grad_accum_steps > 1`` averages that many batches' gradients per update
     (Keras 3's ``gradient_accumulation_steps``: the same update as one batch that many times larger)."""
     import keras
 
-    common = {"learning_rate": float(opt["lr"])}
-    if opt.get("clipnorm"):
-        common["clipnorm"] = float(opt["clipnorm"])
+    common = {"learning_rate": float(opt.lr)}
+    if opt.clipnorm:
+        common["clipnorm"] = float(opt.clipnorm)
     if grad_accum_steps and grad_accum_steps > 1:
         common["gradient_accumulation_steps"] = int(grad_accum_steps)
-    wd = float(opt.get("weight_decay") or 0.0)
-    if opt["name"] == "adam":
+    wd = float(opt.weight_decay or 0.0)
+    if opt.name == "adam":
         return keras.optimizers.Adam(weight_decay=wd or None, **common)
-    if opt["name"] == "adamw":
+    if opt.name == "adamw":
         return keras.optimizers.AdamW(weight_decay=wd, **common)
-    if opt["name"] == "sgd":
-        return keras.optimizers.SGD(momentum=float(opt["momentum"]), weight_decay=wd or None, **common)
-    raise cfg.ConfigError(f"unknown optimizer {opt['name']!r}; valid: {', '.join(cfg.OPTIMIZERS)}")
+    if opt.name == "sgd":
+        return keras.optimizers.SGD(momentum=float(opt.momentum), weight_decay=wd or None, **common)
+    raise cfg.ConfigError(f"unknown optimizer {opt.name!r}; valid: {', '.join(cfg.OPTIMIZERS)}")
 
 
-def make_loss(config: dict, classmap):
+def make_loss(config: cfg.Config, classmap):
     """The configured loss; pixels labelled with the class map's ignore value do not count."""
     from landseg.losses import get_loss
 
-    return get_loss(config["loss"]["name"], classmap.num_classes, ignore_index=classmap.ignore_index,
-                    **config["loss"]["options"])
+    return get_loss(config.loss.name, classmap.num_classes, ignore_index=classmap.ignore_index,
+                    **config.loss.options)
 
 
 def make_miou_metric(classmap):
@@ -131,14 +131,14 @@ def metric_confusion(metric):
     return np.asarray(metric.confusion_matrix(), np.int64)
 
 
-def check_crop_size(config: dict) -> int:
+def check_crop_size(config: cfg.Config) -> int:
     """The model's size multiple (stated once, by the model registry); a ``data.crop_size`` that is no
     multiple of it stops here, before any data is read. Returns the multiple."""
     from landseg.models import get_model_spec
 
-    name, options = config["model"]["name"], config["model"]["options"]
+    name, options = config.model.name, config.model.options
     multiple = int(get_model_spec(name).multiple(**options))
-    crop = config["data"]["crop_size"]
+    crop = config.data.crop_size
     sides = list(crop) if isinstance(crop, (list, tuple)) else [crop]
     bad = [int(s) for s in sides if int(s) % multiple]
     if bad:
@@ -157,10 +157,10 @@ def unfreeze_all(model) -> None:
         layer.trainable = True
 
 
-def compile_model(model, config: dict, classmap, miou) -> None:
-    t = config["train"]
-    model.compile(optimizer=make_optimizer(config["optimizer"], t["grad_accum_steps"]),
-                  loss=make_loss(config, classmap), metrics=[miou], jit_compile=t["jit_compile"])
+def compile_model(model, config: cfg.Config, classmap, miou) -> None:
+    t = config.train
+    model.compile(optimizer=make_optimizer(config.optimizer, t.grad_accum_steps),
+                  loss=make_loss(config, classmap), metrics=[miou], jit_compile=t.jit_compile)
 
 
 def restore_optimizer(model, path: Path, strategy) -> None:
@@ -172,23 +172,23 @@ def restore_optimizer(model, path: Path, strategy) -> None:
 
 
 # ---------------------------------------------------------------------- data
-def prepare_data(config: dict, run_dir: Path | None):
+def prepare_data(config: cfg.Config, run_dir: Path | None):
     """Train/val samples, class map and histogram reference (saved into the run folder)."""
     from landseg.classmaps import get_classmap
     from landseg.data.layouts import discover, split_samples
     from landseg.data.pseudo_labels import load_pseudo_labelled
 
-    d = config["data"]
-    data_dir = d["data_dir"]
-    if d["name"] == "synthetic":
+    d = config.data
+    data_dir = d.data_dir
+    if d.name == "synthetic":
         from landseg.data.synthetic import ensure_synthetic_dataset
 
-        data_dir = str(ensure_synthetic_dataset(data_dir, n_images=d["synthetic"]["n_images"],
-                                                size=d["synthetic"]["size"]))
-    classmap = get_classmap(d["classmap"])
-    files = discover(data_dir, d["layout"])
+        data_dir = str(ensure_synthetic_dataset(data_dir, n_images=d.synthetic.n_images,
+                                                size=d.synthetic.size))
+    classmap = get_classmap(d.classmap)
+    files = discover(data_dir, d.layout)
     if not files.labelled:
-        raise cfg.ConfigError(f"{data_dir}: no labelled images found with layout {d['layout']!r}")
+        raise cfg.ConfigError(f"{data_dir}: no labelled images found with layout {d.layout!r}")
     if files.unlabelled:  # named, not silently dropped
         import logging
 
@@ -196,43 +196,43 @@ def prepare_data(config: dict, run_dir: Path | None):
         logging.getLogger(__name__).warning(
             f"{len(names)} image(s) without a mask are not trained on: " + ", ".join(names[:5])
             + (f" and {len(names) - 5} more" if len(names) > 5 else "") + " (landseg data check lists them all)")
-    train, val = split_samples(files.labelled, val_fraction=d["val_fraction"], seed=d["split_seed"],
-                               by_group=d["split_by_group"])
-    for folder in d["pseudo_label_dirs"]:
+    train, val = split_samples(files.labelled, val_fraction=d.val_fraction, seed=d.split_seed,
+                               by_group=d.split_by_group)
+    for folder in d.pseudo_label_dirs:
         train = list(train) + list(load_pseudo_labelled(folder))
     from landseg.geo.training import band_count, resolve_normalisation, save_normalisation
 
     save_normalisation(run_dir, resolve_normalisation(d, train))  # GeoTIFF band selection and stretch
     hist_ref, hist_file = None, None
-    if d["hist_reference"] != "none":
+    if d.hist_reference != "none":
         from landseg.data import histogram
 
-        if d["hist_reference"] == "train_mean":
-            hist_ref = histogram.compute_reference([s.image for s in train], bands=band_count(d["bands"]))
+        if d.hist_reference == "train_mean":
+            hist_ref = histogram.compute_reference([s.image for s in train], bands=band_count(d.bands))
         else:
-            hist_ref = histogram.load_reference(d["hist_reference"])
+            hist_ref = histogram.load_reference(d.hist_reference)
         if run_dir is not None:
             hist_file = "hist_reference.npy"
             histogram.save_reference(run_dir / hist_file, hist_ref)
     return train, val, classmap, hist_ref, hist_file
 
 
-def build_datasets(config: dict, train, val, classmap, hist_ref, global_batch: int):
+def build_datasets(config: cfg.Config, train, val, classmap, hist_ref, global_batch: int):
     from landseg.data.pipeline import build_dataset
     from landseg.geo.training import band_count, resolve_normalisation
 
     from landseg.data.cache_policy import resolve_cache
     from landseg.data.pipeline import scene_sizes
 
-    d = config["data"]
-    bands = band_count(d["bands"])
-    cache = resolve_cache(d["cache"], scene_sizes(list(train) + list(val)), bands)  # one decision for both
-    common = dict(crop_size=d["crop_size"], batch_size=global_batch, hist_reference=hist_ref, bands=bands,
+    d = config.data
+    bands = band_count(d.bands)
+    cache = resolve_cache(d.cache, scene_sizes(list(train) + list(val)), bands)  # one decision for both
+    common = dict(crop_size=d.crop_size, batch_size=global_batch, hist_reference=hist_ref, bands=bands,
                   raster_norm=resolve_normalisation(d, train),
-                  seed=config["run"]["seed"], unknown_to_ignore=d["unknown_mask_values"] == "ignore",
+                  seed=config.run.seed, unknown_to_ignore=d.unknown_mask_values == "ignore",
                   cache=cache)
-    train_ds = build_dataset(train, classmap, training=True, flips=d["flips"], rotate90=d["rotate90"],
-                             rare_class_crops=d["rare_class_crops"], color_jitter=d["color_jitter"], **common)
+    train_ds = build_dataset(train, classmap, training=True, flips=d.flips, rotate90=d.rotate90,
+                             rare_class_crops=d.rare_class_crops, color_jitter=d.color_jitter, **common)
     val_ds = build_dataset(val, classmap, training=False, flips=False, rotate90=False, **common)
     return train_ds, val_ds
 

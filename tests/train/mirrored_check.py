@@ -13,11 +13,13 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402
 
 from landseg.classmaps import ClassMap  # noqa: E402
+from landseg.config import from_dict  # noqa: E402
 from landseg.training.setup import make_loss, make_miou_metric, make_optimizer, make_strategy, metric_confusion  # noqa: E402
 
-CONFIG = {"loss": {"name": "partial_ce", "options": {}}}
+CONFIG = from_dict({"loss": {"name": "partial_ce", "options": {}}}, validate_names=False)
 CLASSMAP = ClassMap("three", ("a", "b", "c"), ((0, 0, 0), (1, 1, 1), (2, 2, 2)), "index", index_values=(0, 1, 2))
-OPT = {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0}
+OPT = from_dict({"optimizer": {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0}},
+                validate_names=False).optimizer
 
 
 def tiny(seed=0):

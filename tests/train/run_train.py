@@ -34,7 +34,7 @@ if os.environ.get("SLOW_FROM_EPOCH"):
     _run_training = training.run_training
 
     def run_training(config, callbacks=None, **kw):
-        slow = SlowDown(int(os.environ["SLOW_FROM_EPOCH"]), Path(config["run"]["output_dir"]) / "slow")
+        slow = SlowDown(int(os.environ["SLOW_FROM_EPOCH"]), Path(config.run.output_dir) / "slow")
         return _run_training(config, callbacks=[slow, *(callbacks or [])], **kw)
 
     training.run_training = run_training

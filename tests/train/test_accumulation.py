@@ -5,6 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from landseg.config_schema import OptimizerSection  # noqa: E402
 from landseg.training.setup import make_optimizer  # noqa: E402
 
 
@@ -27,8 +28,8 @@ def _train(opt_cfg, accum, batch, x, y, init):
 
 
 @pytest.mark.parametrize("opt_cfg", [
-    {"name": "sgd", "lr": 0.5, "momentum": 0.9, "weight_decay": 0.0},
-    {"name": "adamw", "lr": 0.01, "weight_decay": 0.01},
+    OptimizerSection(name="sgd", lr=0.5, momentum=0.9, weight_decay=0.0, clipnorm=None),
+    OptimizerSection(name="adamw", lr=0.01, momentum=0.9, weight_decay=0.01, clipnorm=None),
 ])
 def test_accumulated_update_equals_large_batch(opt_cfg):
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ from landseg import config as cfg
 def test_defaults_are_packaged_and_valid():
     c = cfg.load_config(validate_names=False)
     assert c == cfg.validate(cfg.default_config(), validate_names=False)
-    assert c["model"]["name"] == "cse_unet" and c["data"]["name"] == "synthetic"
+    assert c.model.name == "cse_unet" and c.data.name == "synthetic"
 
 
 def test_file_then_overrides_merge_in_order(tmp_path):
@@ -17,13 +17,13 @@ def test_file_then_overrides_merge_in_order(tmp_path):
     f.write_text(yaml.safe_dump({"train": {"epochs": 7, "batch_size": 2}, "model": {"options": {"dropout": 0.3}}}))
     c = cfg.load_config(f, ["train.epochs=3", "optimizer.lr=1e-4", "data.pseudo_label_dirs=[a, b]",
                             "train.jit_compile=auto"], validate_names=False)
-    assert c["train"]["epochs"] == 3  # override beats file
-    assert c["train"]["batch_size"] == 2  # file beats default
-    assert c["model"]["options"] == {"base_width": 8, "dropout": 0.3}  # options merge key by key
-    assert c["optimizer"]["lr"] == pytest.approx(1e-4) and isinstance(c["optimizer"]["lr"], float)
-    assert c["data"]["pseudo_label_dirs"] == ["a", "b"]
-    assert c["train"]["jit_compile"] == "auto"
-    assert c["schedule"] == cfg.default_config()["schedule"]  # untouched sections keep defaults
+    assert c.train.epochs == 3  # override beats file
+    assert c.train.batch_size == 2  # file beats default
+    assert c.model.options == {"base_width": 8, "dropout": 0.3}  # options merge key by key
+    assert c.optimizer.lr == pytest.approx(1e-4) and isinstance(c.optimizer.lr, float)
+    assert c.data.pseudo_label_dirs == ["a", "b"]
+    assert c.train.jit_compile == "auto"
+    assert c.schedule.to_dict() == cfg.default_config()["schedule"]  # untouched sections keep defaults
 
 
 def test_cli_config_args():
@@ -96,7 +96,7 @@ def test_registry_names_checked_against_registries():
 
 def test_dataset_fills_layout_and_classmap():
     c = cfg.load_config(None, ["data.name=dubai", "data.data_dir=x"])
-    assert (c["data"]["layout"], c["data"]["classmap"]) == ("dubai", "dubai")
+    assert (c.data.layout, c.data.classmap) == ("dubai", "dubai")
 
 
 def test_experiment_configs_are_valid():
@@ -111,10 +111,10 @@ def test_experiment_configs_are_valid():
 
 def test_model_options_follow_the_model(tmp_path):
     c = cfg.load_config(None, ["model.name=unet"])
-    assert c["model"]["options"] == {}  # the default CSE-UNet's base_width does not leak into UNet
+    assert c.model.options == {}  # the default CSE-UNet's base_width does not leak into UNet
     c = cfg.load_config(None, ["model.options.dropout=0.2"])
-    assert c["model"]["options"] == {"base_width": 8, "dropout": 0.2}  # one option changed, the rest kept
+    assert c.model.options == {"base_width": 8, "dropout": 0.2}  # one option changed, the rest kept
     c = cfg.load_config(None, ["model.name=unet", "model.options.backbone=resnet18"])
-    assert c["model"]["options"] == {"backbone": "resnet18"}
+    assert c.model.options == {"backbone": "resnet18"}
     with pytest.raises(cfg.ConfigError, match=r"model 'unet' has no option\(s\) \['base_width'\]"):
         cfg.load_config(None, ["model.name=unet", "model.options={base_width: 8}"])

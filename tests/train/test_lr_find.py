@@ -24,12 +24,13 @@ def test_finder_sweeps_and_restores_weights():
 
     from landseg.losses import get_loss
     from landseg.training.lr_finder import run_finder
+    from landseg.config_schema import OptimizerSection
     from landseg.training.setup import make_optimizer
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 3))
     model = keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax")(inp))
-    model.compile(optimizer=make_optimizer({"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}),
+    model.compile(optimizer=make_optimizer(OptimizerSection(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, clipnorm=None)),
                   loss=get_loss("partial_ce", 3, ignore_index=255))
     rng = np.random.default_rng(0)
     x = rng.random((32, 8, 8, 3)).astype("float32")

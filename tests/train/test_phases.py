@@ -41,7 +41,7 @@ def test_lr_find_flag_then_init_from_then_freeze_and_unfreeze(tiny_config):
     with open(first / "history.csv") as f:
         row = next(csv.DictReader(f))
     # the run trained with the finder's suggestion: the logged lr follows the schedule from it
-    assert float(row["lr"]) == pytest.approx(lr_at(from_dict(c1)["schedule"], found["suggestion"], 2, 3, 3), rel=1e-5)
+    assert float(row["lr"]) == pytest.approx(lr_at(from_dict(c1).schedule, found["suggestion"], 2, 3, 3), rel=1e-5)
     best = keras.models.load_model(first / "best.keras", compile=False)
 
     snap = Snapshots()

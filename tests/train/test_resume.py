@@ -55,8 +55,8 @@ def test_kill_and_resume(tiny_config, tmp_path):
     # the schedule continued at the right global step: lr logged at the end of each epoch
     from landseg.config import from_dict
 
-    sched = from_dict(c)["schedule"]
-    lr0 = from_dict(c)["optimizer"]["lr"]
+    sched = from_dict(c).schedule
+    lr0 = from_dict(c).optimizer.lr
     for r in after:
         e = int(r["epoch"])
         assert float(r["lr"]) == pytest.approx(lr_at(sched, lr0, e * 3 - 1, 9, 3), rel=1e-5)

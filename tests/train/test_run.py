@@ -43,7 +43,7 @@ def test_outputs_and_tensorboard(tiny_config, tmp_path):
     assert all(f"val_iou_{c}" in rows[0] for c in cm.class_names)
 
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved == cfg.from_dict(config)  # the exact resolved config
+    assert saved == cfg.from_dict(config).to_dict()  # the exact resolved config
     info = load_run(run_dir / "best.keras")
     assert info.model == "cse_unet" and info.bands == 3 and info.hist_reference is None
     assert info.model_options == {"base_width": 4, "dropout": 0.0} and info.size_multiple == 16
@@ -83,7 +83,7 @@ def test_outputs_and_tensorboard(tiny_config, tmp_path):
     png = Image.open(io.BytesIO(panels[-1].tensor_proto.string_val[2]))
     assert png.size == (width, height) and width > 100
     # a run of the same command after it finished starts a new folder instead of overwriting
-    assert runs.choose_run_dir(saved)[0].name == "tiny-2"
+    assert runs.choose_run_dir(cfg.from_dict(saved))[0].name == "tiny-2"
 
     # best.keras loads, compiled, with plain keras.models.load_model in a fresh process
     load = subprocess.run([sys.executable, "-c",

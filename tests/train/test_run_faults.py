@@ -109,6 +109,7 @@ def test_decode_error_inside_tf_data_names_the_file(tiny_data, tmp_path):
     """A file that passes the header checks but fails TF's decoder: the fit error becomes a DataError naming it."""
     import tensorflow as tf
 
+    from landseg.config import from_dict
     from landseg.data.layouts import discover
     from landseg.training.fit import _raise_data_error
 
@@ -121,7 +122,7 @@ def test_decode_error_inside_tf_data_names_the_file(tiny_data, tmp_path):
     bad.write_bytes(bytes(raw))
     err = tf.errors.InvalidArgumentError(None, None, "jpeg::Uncompress failed. Invalid JPEG data or crop window.")
     with pytest.raises(DataError) as e:
-        _raise_data_error(err, samples, {"data": {"classmap": "synthetic", "unknown_mask_values": "error"}})
+        _raise_data_error(err, samples, from_dict({"data": {"classmap": "synthetic"}}))
     assert e.value.path == str(bad)
     _raise_data_error(RuntimeError("not a data error"), samples, {"data": {}})  # other errors pass through
 
