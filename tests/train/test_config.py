@@ -118,3 +118,46 @@ def test_model_options_follow_the_model(tmp_path):
     assert c.model.options == {"backbone": "resnet18"}
     with pytest.raises(cfg.ConfigError, match=r"model 'unet' has no option\(s\) \['base_width'\]"):
         cfg.load_config(None, ["model.name=unet", "model.options={base_width: 8}"])
+
+
+def test_typed_sections_and_default_yaml_hold_the_same_keys():
+    """The dataclasses state the types, default.yaml the values: a key in one only would be lost or missing."""
+    import dataclasses
+
+    from landseg.config_schema import Config, Section
+
+    def fields(cls, prefix=""):
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        out = set()
+        for f in dataclasses.fields(cls):
+            h = hints[f.name]
+            if isinstance(h, type) and issubclass(h, Section):
+                out |= fields(h, f"{prefix}{f.name}.")
+            else:
+                out.add(f"{prefix}{f.name}")
+        return out
+
+    assert fields(Config) == set(cfg._flatten(cfg.default_config()))
+
+
+def test_typed_config_reads_and_names_valid_keys_on_a_typo():
+    c = cfg.load_config(None, ["train.epochs=3", "model.options.dropout=0.1"], validate_names=False)
+    assert c.train.epochs == 3 and c.model.options["dropout"] == 0.1 and c.optimizer.name == "adam"
+    with pytest.raises(AttributeError, match=r"no key 'epoch'; valid keys: epochs, batch_size"):
+        c.train.epoch  # noqa: B018
+    assert cfg.from_dict(c, validate_names=False) == c  # a Config round-trips through from_dict / to_dict
+    assert cfg.from_dict(c.to_dict(), validate_names=False).to_dict() == c.to_dict()
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.mixed_precision=half", r"unknown value 'half'; valid: true/false or float16, bfloat16"),
+    ("run.intra_op_threads=many", r"unknown value .many.; valid: integer or tf or null"),
+    ("data.bands=[a, b]", r"must be integer or list of integers"),
+    ("data.pseudo_label_dirs=[1]", r"must be list of strings"),
+    ("schedule.warmup_epochs=true", r"must be number"),
+])
+def test_types_and_choices_come_from_the_annotations(override, expected):
+    with pytest.raises(cfg.ConfigError, match=expected):
+        cfg.load_config(None, [override], validate_names=False)
