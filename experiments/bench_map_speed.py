@@ -40,13 +40,13 @@ def reference_mpx_s(tiles: int = 12, batch: int = 4, size: int = 512) -> float:
     return tiles * size * size / (time.perf_counter() - t) / 1e6
 
 
-def predict_mpx_s(model: str, folder: str) -> float:
+def predict_mpx_s(model: str, folder: str, tta: str = "none") -> float:
     pixels = sum(np.prod(Image.open(p).size) for p in sorted(Path(folder).iterdir())
                  if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff"))
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "landseg.predict", "--models", model, "--input", folder,
-                        "--output", out], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--output", out, *(["--tta", tta] if tta != "none" else [])], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return pixels / (time.perf_counter() - t) / 1e6
 
 
@@ -55,15 +55,21 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--input", required=True)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--tta", nargs="+", default=["none"], help="TTA settings of landseg.predict to time, each run")
     args = ap.parse_args()
     rows = []
     for i in range(args.runs):
         ref = reference_mpx_s()
-        ours = predict_mpx_s(args.model, args.input)
-        rows.append({"run": i + 1, "sm_unet_resnet34_mpx_s": ref, "landseg_predict_mpx_s": ours, "ratio": ours / ref})
-        print(json.dumps(rows[-1]))
-    ratios = [r["ratio"] for r in rows]
-    print(json.dumps({"ratio_mean": statistics.mean(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}))
+        for tta in args.tta:
+            ours = predict_mpx_s(args.model, args.input, tta)
+            rows.append({"run": i + 1, "tta": tta, "sm_unet_resnet34_mpx_s": ref, "landseg_predict_mpx_s": ours,
+                         "ratio": ours / ref})
+            print(json.dumps(rows[-1]), flush=True)
+    for tta in args.tta:
+        ratios = [r["ratio"] for r in rows if r["tta"] == tta]
+        rates = [r["landseg_predict_mpx_s"] for r in rows if r["tta"] == tta]
+        print(json.dumps({"tta": tta, "mpx_s": [round(r, 4) for r in rates], "ratio_mean": statistics.mean(ratios),
+                          "ratio_min": min(ratios), "ratio_max": max(ratios)}))
 
 
 if __name__ == "__main__":

@@ -86,9 +86,9 @@ def train_worker(args) -> dict:
               "train": {"epochs": args.epochs, "batch_size": args.batch, "steps_per_epoch": args.steps,
                         "verbose": args.verbose, "mixed_precision": args.mixed_precision}}
     if args.config_json:
-        from landseg.config import merge
+        from landseg.config import default_config, merge
 
-        config = merge(config, json.loads(args.config_json))
+        config = merge(config, json.loads(args.config_json), schema=default_config())
     run_training(config, callbacks=[timer])
     import tensorflow as tf
 
