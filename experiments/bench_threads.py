@@ -13,6 +13,10 @@ Settings (``--settings``), each a set of environment variables for the worker:
 * ``+omp1`` / ``+onednn0`` suffixes add ``OMP_NUM_THREADS=1`` / ``TF_ENABLE_ONEDNN_OPTS=0``
 
     python experiments/bench_threads.py --models unet lite_unet --settings landseg tf --runs 6
+    python experiments/bench_threads.py --models "sm.Unet(resnet34)" unet lite_unet --runs 4   # vs the reference
+
+``sm.Unet(resnet34)`` is segmentation-models' own ``Unet("resnet34")`` as its README builds it (after
+``import landseg``, so it gets landseg's threading too): the reference the landseg models are measured by.
     python experiments/bench_threads.py --models cse_unet --size 64 --images 8 --runs 1   # smoke test
 """
 
@@ -29,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6
+REFERENCE = "sm.Unet(resnet34)"
 THREAD_VARS = ("LANDSEG_INTRA_OP_THREADS", "LANDSEG_INTER_OP_THREADS", "TF_NUM_INTRAOP_THREADS",
                "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS", "MKL_NUM_THREADS")
 
@@ -36,7 +41,7 @@ THREAD_VARS = ("LANDSEG_INTRA_OP_THREADS", "LANDSEG_INTER_OP_THREADS", "TF_NUM_I
 def setting_env(setting: str) -> dict:
     """Environment of a worker for ``setting`` (every threading variable of the parent removed)."""
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
-    env.update({"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    env.update({"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "SM_FRAMEWORK": "tf.keras"})
     base, *extras = setting.split("+")
     if base == "tf":
         env["LANDSEG_INTRA_OP_THREADS"] = env["LANDSEG_INTER_OP_THREADS"] = "tf"
@@ -73,7 +78,13 @@ def worker(name: str, size: int, batch: int, images: int, options: dict, precisi
 
     if precision != "float32":
         keras.mixed_precision.set_global_policy(precision)
-    model = build_model(name, NUM_CLASSES, input_shape=(size, size, 3), **options)
+    if name == REFERENCE:
+        from landseg.models.sm_models import import_sm
+
+        model = import_sm().Unet("resnet34", input_shape=(size, size, 3), classes=NUM_CLASSES, encoder_weights=None,
+                                 activation="softmax")
+    else:
+        model = build_model(name, NUM_CLASSES, input_shape=(size, size, 3), **options)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.random((images, size, size, 3), dtype=np.float32)
