@@ -16,8 +16,8 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from landseg.config_schema import (Config, ConfigError, OptimizerSection, RunSection, ScheduleSection, TrainSection,
-                                   check_types, choices)
+from landseg.config_schema import (Config, ConfigError, OptimizerSection, ScheduleSection, TrainSection, check_types,
+                                   choices)
 
 __all__ = ["Config", "ConfigError", "load_config", "from_dict", "default_config", "validate"]
 
@@ -220,9 +220,8 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
         raise ConfigError(f"config key 'data.val_fraction' must be between 0 and 1, got {c['data']['val_fraction']!r}")
     if c["lr_find"]["min_lr"] >= c["lr_find"]["max_lr"]:
         raise ConfigError("config keys 'lr_find.min_lr' must be below 'lr_find.max_lr'")
-    bands = c["data"]["bands"]
-    if (isinstance(bands, bool) or (isinstance(bands, int) and bands < 1) or (isinstance(bands, list) and (
-            not bands or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in bands)))):
+    bands = c["data"]["bands"]  # its type (a count or a list of integers) is checked already
+    if (isinstance(bands, int) and bands < 1) or (isinstance(bands, list) and (not bands or min(bands) < 1)):
         raise ConfigError(f"config key 'data.bands': {bands!r} is not valid; give a band count (3) or a list of "
                           "1-based band numbers of the rasters (e.g. [4, 3, 2, 8])")
     norm = c["data"]["normalisation"]

@@ -499,8 +499,8 @@ def _no_model_autotune():
 
     Why: its background thread sleeps for optimisation periods of 10 ms, 20 ms, ... (capped at 60 s),
     and tearing an iterator down can wait for the current sleep to end, so the end of an epoch is
-    rounded up to 20.47 s, 40.95 s, ... (measured: fits of 12.5-13 s took 20.6-20.7 s in 4 of 5
-    runs with it, 12.5-13.1 s without; experiments/bench_tfdata_teardown.py). ``AUTOTUNE`` map parallelism
+    rounded up to 20.47 s, 40.95 s, ... (measured: fits of 12.5-13 s took 20.6-20.7 s in 5 of 10
+    with it, 0 of 10 without; experiments/bench_tfdata_teardown.py). ``AUTOTUNE`` map parallelism
     then falls back to the runner's threads, and prefetch keeps its own buffer tuning."""
     import tensorflow as tf
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from landseg import config as cfg
+from landseg.config_schema import RunSection
 from landseg.run_artifact import save_run, split_record
 from landseg.training import runs
 from landseg.training.setup import (build_datasets, cardinality, check_crop_size, compile_model, is_chief,
@@ -30,7 +31,7 @@ class WorkerLost(RuntimeError):
     """Multi-worker training: another worker stopped (its collectives failed); the last completed epoch is kept."""
 
 
-def _configure_threads(run: cfg.RunSection) -> None:
+def _configure_threads(run: RunSection) -> None:
     """``run.intra_op_threads`` / ``run.inter_op_threads`` (null: what ``import landseg`` chose)."""
     from landseg import runtime
 
