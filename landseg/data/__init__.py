@@ -1,6 +1,6 @@
 """landseg.data: reading datasets, checking them, and feeding models through tf.data.
 
-TensorFlow is imported only by the parts that need it (``histogram``, ``pipeline``), so
+TensorFlow is imported only by the parts that need it (``histogram``, ``pipeline``, ``arrays``), so
 the data check and file readers stay quick to start.
 """
 
@@ -10,9 +10,9 @@ from landseg.data.layouts import DATASETS, LAYOUTS, DatasetFiles, Sample, discov
 
 __all__ = ["DataError", "MaskValuesError", "read_image", "read_mask", "write_png", "list_images", "Sample",
            "DatasetFiles", "discover", "split_samples", "DATASETS", "LAYOUTS", "match_histograms",
-           "build_dataset", "prepare_image", "ensure_synthetic_dataset", "generate_scene"]
+           "build_dataset", "from_arrays", "prepare_image", "ensure_synthetic_dataset", "generate_scene"]
 
-_LAZY = {"match_histograms": "landseg.data.histogram", "build_dataset": "landseg.data.pipeline",
+_LAZY = {"match_histograms": "landseg.data.histogram", "build_dataset": "landseg.data.pipeline", "from_arrays": "landseg.data.arrays",
          "prepare_image": "landseg.data.preprocess", "ensure_synthetic_dataset": "landseg.data.synthetic",
          "generate_scene": "landseg.data.synthetic"}
 

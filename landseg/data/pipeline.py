@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from landseg.classmaps import ClassMap, get_classmap
+from landseg.data.arrays import no_model_autotune
 from landseg.data.errors import DataError
 from landseg.data.histogram import NUM_LEVELS, as_reference_histogram, run_bucketed, use_xla
 from landseg.data.io import TIFF_EXTENSIONS, read_image, read_mask
@@ -491,19 +492,4 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
     if drop_remainder is None:  # full batches in training, unless that would leave an empty epoch
         drop_remainder = training and len(plan) * crops_per_image >= batch_size
     ds = ds.batch(batch_size, drop_remainder=bool(drop_remainder)).prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(_no_model_autotune())
-
-
-def _no_model_autotune():
-    """tf.data options without the model-based autotuner.
-
-    Why: its background thread sleeps for optimisation periods of 10 ms, 20 ms, ... (capped at 60 s),
-    and tearing an iterator down can wait for the current sleep to end, so the end of an epoch is
-    rounded up to 20.47 s, 40.95 s, ... (measured: fits of 12.5-13 s took 20.6-20.7 s in 5 of 10
-    with it, 0 of 10 without; experiments/bench_tfdata_teardown.py). ``AUTOTUNE`` map parallelism
-    then falls back to the runner's threads, and prefetch keeps its own buffer tuning."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options
+    return ds.with_options(no_model_autotune())

@@ -12,12 +12,13 @@ from landseg.inference.tiling import DEFAULT_SIZE_MULTIPLE
 def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
     """Load a saved model and its training run's artifact (:func:`landseg.run_artifact.load_run`)."""
     from landseg.model_files import check_keras_file, load_keras_model
+    from landseg.models.fold import fold_batchnorm
     from landseg.run_artifact import load_run
 
     path = os.fspath(path)
     check_keras_file(path)
     run = load_run(path)
-    model = load_keras_model(path)
+    model = fold_batchnorm(load_keras_model(path))  # inference only: BatchNorm never learns here
     if run is None:
         return ModelEntry(model, float(weight), name=path, size_multiple=DEFAULT_SIZE_MULTIPLE)
     return ModelEntry(model, float(weight), name=path, hist_reference=run.load_hist_reference(),
