@@ -79,6 +79,7 @@ def worker(name: str, size: int, batch: int, images: int, options: dict, precisi
 
     import keras
     import tensorflow as tf
+    from landseg.data import from_arrays
     from landseg.models import build_model
 
     if precision != "float32":
@@ -94,15 +95,17 @@ def worker(name: str, size: int, batch: int, images: int, options: dict, precisi
     rng = np.random.default_rng(0)
     x = rng.random((images, size, size, 3), dtype=np.float32)
     y = rng.integers(0, NUM_CLASSES, (images, size, size)).astype("int32")
-    model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, epochs=1, verbose=0, shuffle=False)  # trace
+
+    def fit(n: int):
+        if inputs == "numpy":
+            model.fit(x[:n], y[:n], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        else:
+            model.fit(from_arrays(x[:n], y[:n], batch), epochs=1, verbose=0)
+
+    fit(2 * batch)  # traces the step for this kind of input
     setup_s = time.perf_counter() - t0
     c, t = cpu_seconds(), time.perf_counter()
-    if inputs == "numpy":
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    else:
-        from landseg.data import from_arrays
-
-        model.fit(from_arrays(x, y, batch), epochs=1, verbose=0)
+    fit(images)
     wall, cpu = time.perf_counter() - t, cpu_seconds() - c
     return {"model": name, "inputs": inputs, "img_s": images / wall, "cores": cpu / wall, "fit_s": wall, "setup_s": setup_s,
             "intra": tf.config.threading.get_intra_op_parallelism_threads(),
