@@ -133,7 +133,14 @@ def save_npy(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
-def save_png_rows(path: Path, height: int, width: int, mode: str, rows_of, band: int = 256) -> None:
+# zlib level for photo-like outputs (overlay, confidence). Why 1: on a 2448² DeepGlobe scene the
+# default 6 took 2.43 s (overlay) + 0.78 s (confidence), level 1 0.42 + 0.16 s, for files 8 % and
+# 16 % larger; PNG encoding was half of `landseg.predict`'s time. Label maps keep 6 (0.2 s, 2x smaller).
+FAST_PNG_LEVEL = 1
+
+
+def save_png_rows(path: Path, height: int, width: int, mode: str, rows_of, band: int = 256,
+                  compress_level: int = 6) -> None:
     """Write a PNG whose pixels ``rows_of(y0, y1)`` gives a band of rows at a time (uint8 arrays):
     the full-size picture exists once, inside PIL, never also as a numpy array."""
     from PIL import Image
@@ -142,7 +149,7 @@ def save_png_rows(path: Path, height: int, width: int, mode: str, rows_of, band:
     for y in range(0, height, band):
         im.paste(Image.fromarray(np.ascontiguousarray(rows_of(y, min(y + band, height)))), (0, y))
     with atomic_path(path, suffix=".png") as tmp:
-        im.save(tmp, format="PNG")
+        im.save(tmp, format="PNG", compress_level=compress_level)
 
 
 def overlay_rows(image: np.ndarray, labels: np.ndarray, classmap, alpha: float = 0.45, rows: int = 256) -> np.ndarray:
@@ -173,13 +180,13 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, sav
     H, W = labels.shape
     written = []
 
-    def put(kind: str, mode: str, rows_of) -> None:
+    def put(kind: str, mode: str, rows_of, compress_level: int = 6) -> None:
         path = out / kind / f"{stem}.png"
-        save_png_rows(path, H, W, mode, rows_of)
+        save_png_rows(path, H, W, mode, rows_of, compress_level=compress_level)
         written.append(path)
 
     conf = result.confidence
-    put("confidence", "L", lambda a, b: confidence_u8(conf[a:b]))
+    put("confidence", "L", lambda a, b: confidence_u8(conf[a:b]), FAST_PNG_LEVEL)
     if save_probs and result.probs is not None:
         p = out / "probs" / f"{stem}.npy"
         save_npy(p, result.probs.astype(np.float16))
@@ -189,7 +196,7 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, sav
         result.confidence = result.probs = None
     put("colour", "RGB", lambda a, b: classmap.encode_rgb(labels[a:b]))
     put("classes", "L", lambda a, b: labels[a:b].astype(np.uint8, copy=False))
-    put("overlay", "RGB", lambda a, b: overlay(image[a:b], classmap.encode_rgb(labels[a:b])))
+    put("overlay", "RGB", lambda a, b: overlay(image[a:b], classmap.encode_rgb(labels[a:b])), FAST_PNG_LEVEL)
     return written
 
 
