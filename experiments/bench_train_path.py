@@ -6,7 +6,8 @@ Two fresh processes per repeat, one after another:
   parsing its arguments) on the synthetic dataset with a phase timer as an extra callback:
   per epoch the training phase (first batch .. last batch), validation, the epoch-end
   callbacks (checkpoints, plots, TensorBoard) and the cores used in each phase.
-* ``fit``: the same model, crop and batch fitted on in-memory numpy batches (bench_threads' worker).
+* ``fit``: the same model, crop and batch fitted on in-memory batches (bench_threads' worker; by default
+  through ``landseg.data.from_arrays``, ``--fit-inputs numpy`` hands Keras the arrays).
 
 The ratio of interest is the training phase's img/s (steady epochs, from the second on) and the
 whole steady epoch's img/s over the in-memory fit rate.
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=str(REPO / "data" / "synthetic"))
     p.add_argument("--config-json", default=None, help="extra config (JSON) merged over the bench's")
     p.add_argument("--skip-fit", action="store_true")
+    p.add_argument("--fit-inputs", default="from_arrays", choices=["from_arrays", "numpy"])
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -138,7 +140,7 @@ def main(argv=None) -> int:
             load = os.getloadavg()[0]
             f = run([sys.executable, str(REPO / "experiments" / "bench_threads.py"), "--worker", args.model,
                      "--size", str(args.crop), "--batch", str(args.batch), "--images", str(images),
-                     "--options", args.options])
+                     "--options", args.options, "--inputs", args.fit_inputs])
             print(json.dumps({"repeat": rep + 1, "what": "fit", "load1": load, **f,
                               "train_phase_ratio": tr / f["img_s"], "epoch_ratio": ep / f["img_s"]}), flush=True)
     print(f"# load avg at end: {os.getloadavg()}")
