@@ -5,8 +5,9 @@ Why: with TensorFlow's own defaults (intra-op = inter-op = the host's schedulabl
 others, by chance (issue 14: 2.9 vs 1.6 img/s for the same UNet, 1.9 vs 1.0 cores used).
 One inter-op thread and intra-op threads = the cores this process may really use was meant to
 remove that spread; measured, it does not (2 of 8 runs still on one core, experiments/results/
-threads.md; the cause is tf.data's autotuner holding the end of a fit, see data/pipeline.py), but
-it does size the pools from the CPU affinity and cgroup quota, not the host.
+threads.md; the cause is tf.data's autotuner holding the end of a fit, see data/arrays.py, whose
+``from_arrays`` turns it off for in-memory batches: 6 of 6 runs on both cores), but it does size the
+pools from the CPU affinity and cgroup quota, not the host.
 
 ``import landseg`` calls :func:`configure_threads` (cheap: it reads a few files, it does not
 import TensorFlow). It
