@@ -38,11 +38,12 @@ import os
 import sys
 from dataclasses import dataclass
 
+from landseg.cgroups import cpu_limit as cgroup_cpu_limit
+
 log = logging.getLogger(__name__)
 
 ENV_INTRA, ENV_INTER = "LANDSEG_INTRA_OP_THREADS", "LANDSEG_INTER_OP_THREADS"
 TF_ENV_INTRA, TF_ENV_INTER = "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"
-_CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 class ThreadingError(ValueError):
@@ -58,73 +59,6 @@ class Threading:
 
 
 # ---------------------------------------------------------------------- usable cores
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _cgroup_paths(proc_cgroup: str = "/proc/self/cgroup") -> tuple[str | None, str | None]:
-    """(the v2 cgroup path, the v1 ``cpu`` controller path) of this process, where listed."""
-    v2 = v1 = None
-    text = _read(proc_cgroup) or ""
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if controllers == "":
-            v2 = path
-        elif "cpu" in controllers.split(","):
-            v1 = path
-    return v2, v1
-
-
-def _ancestors(path: str):
-    """``/a/b`` -> ``/a/b``, ``/a``, ``/`` (a quota set on a parent cgroup also binds)."""
-    path = "/" + path.strip("/")
-    while True:
-        yield path
-        if path == "/":
-            return
-        path = os.path.dirname(path)
-
-
-def cgroup_cpu_limit(root: str = _CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> float | None:
-    """The CPU quota of this process's cgroup (and its parents) in cores, or None when unlimited.
-
-    cgroup v2: ``cpu.max`` = ``"<quota> <period>"`` or ``"max <period>"``; v1:
-    ``cpu.cfs_quota_us`` (-1 = unlimited) / ``cpu.cfs_period_us``. Inside a container the
-    process's own cgroup is usually mounted at the root, so the root files are read too.
-    """
-    v2, v1 = _cgroup_paths(proc_cgroup)
-    limits = []
-    for rel in list(_ancestors(v2)) if v2 is not None else ["/"]:
-        text = _read(os.path.join(root, rel.lstrip("/"), "cpu.max"))
-        if text:
-            quota, _, period = text.partition(" ")
-            if quota != "max":
-                try:
-                    limits.append(int(quota) / int(period or 100000))
-                except ValueError:
-                    pass
-    for base in (os.path.join(root, "cpu"), os.path.join(root, "cpu,cpuacct"), root):
-        for rel in list(_ancestors(v1)) if v1 is not None else ["/"]:
-            d = os.path.join(base, rel.lstrip("/"))
-            quota, period = _read(os.path.join(d, "cpu.cfs_quota_us")), _read(os.path.join(d, "cpu.cfs_period_us"))
-            if quota is None or period is None:
-                continue
-            try:
-                q, p = int(quota), int(period)
-            except ValueError:
-                continue
-            if q > 0 and p > 0:
-                limits.append(q / p)
-    return min(limits) if limits else None
-
-
 def usable_cores() -> int:
     """Cores this process may run on: the affinity mask, capped by the cgroup quota (rounded up)."""
     try:

@@ -84,29 +84,6 @@ def test_resolve_precedence_and_errors():
             runtime.resolve(intra_op=bad, environ={})
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def test_cgroup_v2_quota(tmp_path):
-    _write(tmp_path / "proc", "0::/job/step\n")
-    _write(tmp_path / "cg" / "job" / "step" / "cpu.max", "max 100000\n")
-    _write(tmp_path / "cg" / "job" / "cpu.max", "150000 100000\n")  # a parent's quota binds too
-    assert runtime.cgroup_cpu_limit(str(tmp_path / "cg"), str(tmp_path / "proc")) == pytest.approx(1.5)
-    _write(tmp_path / "cg" / "job" / "cpu.max", "max 100000\n")
-    assert runtime.cgroup_cpu_limit(str(tmp_path / "cg"), str(tmp_path / "proc")) is None
-
-
-def test_cgroup_v1_quota(tmp_path):
-    _write(tmp_path / "proc", "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n")
-    _write(tmp_path / "cg" / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "50000\n")
-    _write(tmp_path / "cg" / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us", "100000\n")
-    assert runtime.cgroup_cpu_limit(str(tmp_path / "cg"), str(tmp_path / "proc")) == pytest.approx(0.5)
-    _write(tmp_path / "cg" / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "-1\n")
-    assert runtime.cgroup_cpu_limit(str(tmp_path / "cg"), str(tmp_path / "proc")) is None
-
-
 def test_usable_cores_honours_quota(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(runtime, "cgroup_cpu_limit", lambda: 1.5)

@@ -17,6 +17,8 @@ import logging
 import os
 from typing import Sequence
 
+from landseg import cgroups
+
 log = logging.getLogger(__name__)
 
 # the decoded-scene cache may take this share of the usable memory, at most MAX_CACHE_BYTES (the rest:
@@ -25,11 +27,10 @@ log = logging.getLogger(__name__)
 MEMORY_SHARE = 0.1
 MAX_CACHE_BYTES = 2 * 10**9
 _MEMINFO = "/proc/meminfo"
-_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
 def usable_memory() -> int | None:
-    """Bytes this process may use: MemAvailable, capped by a cgroup memory limit; None if unknown."""
+    """Bytes this process may use: MemAvailable, capped by its cgroup memory limit; None if unknown."""
     available = None
     try:
         with open(_MEMINFO) as f:
@@ -41,14 +42,9 @@ def usable_memory() -> int | None:
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             available = None
-    for path in _CGROUP_LIMITS:
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < (1 << 60):
-            available = min(available, int(text)) if available else int(text)
+    limit = cgroups.memory_limit()
+    if limit is not None:
+        available = min(available, limit) if available else limit
     return available
 
 
