@@ -55,6 +55,7 @@ def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Pa
     config = cfg.from_dict(config)
     _configure_threads(config.run)  # before any TensorFlow op starts its runtime
     size_multiple = check_crop_size(config)  # before any folder is made or data read
+    _check_cpu_jit(config.train)
     t_start = time.time()
     run_dir, state = runs.choose_run_dir(config)
     name = run_dir.name
@@ -215,6 +216,21 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
     return run_dir
 
 
+
+
+def _check_cpu_jit(t) -> None:
+    """XLA on CPU cannot compile a bf16 training step (TensorFlow 2.21: "Seen floating point types of
+    different precisions in %ReluGrad", experiments/results/precision_jit.md): say so before any folder
+    is made, instead of an InternalError at step 1. GPUs were not measured, so they are let through."""
+    if not (t.jit_compile and cfg.POLICIES[t.mixed_precision] == "mixed_bfloat16"):
+        return
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        jit = "true" if t.jit_compile is True else t.jit_compile  # "auto" turns XLA on for these models too
+        raise cfg.ConfigError(f"train.jit_compile={jit} with train.mixed_precision=bfloat16 does not compile on a CPU "
+                              "(XLA rejects the mixed bf16/float32 ReLU gradient); set train.jit_compile=false "
+                              "(XLA is 2-9x slower on CPU anyway) or train.mixed_precision=false")
 
 
 def _resume_weights(model, run_dir: Path, state: dict, strategy) -> None:

@@ -162,6 +162,19 @@ def test_cli_refuses_another_ignore_value_before_training(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_jit_with_bfloat16_on_cpu_stops_before_any_folder(tmp_path, capsys):
+    """XLA cannot compile a bf16 step on CPU (precision_jit.md): a clear config error, not step 1's InternalError."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a CPU-only check: the XLA failure was seen on CPU, GPUs are let through")
+    runs_dir = tmp_path / "runs"
+    assert main([f"run.output_dir={runs_dir}", "train.jit_compile=true", "train.mixed_precision=bfloat16"]) == 2
+    err = capsys.readouterr().err
+    assert "train.jit_compile=true with train.mixed_precision=bfloat16" in err and "on a CPU" in err
+    assert not runs_dir.exists()
+
+
 def test_crop_size_off_the_model_multiple_stops_before_training(tmp_path, capsys):
     """The size multiple is the model's (registry); a crop that CSE-UNet (multiple 16) cannot take stops at once."""
     assert main([f"run.output_dir={tmp_path / 'runs'}", "data.crop_size=40"]) == 2
