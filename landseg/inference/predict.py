@@ -180,13 +180,13 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, sav
     H, W = labels.shape
     written = []
 
-    def put(kind: str, mode: str, rows_of, compress_level: int = 6) -> None:
+    def put(kind: str, mode: str, rows_of, **png) -> None:
         path = out / kind / f"{stem}.png"
-        save_png_rows(path, H, W, mode, rows_of, compress_level=compress_level)
+        save_png_rows(path, H, W, mode, rows_of, **png)
         written.append(path)
 
     conf = result.confidence
-    put("confidence", "L", lambda a, b: confidence_u8(conf[a:b]), FAST_PNG_LEVEL)
+    put("confidence", "L", lambda a, b: confidence_u8(conf[a:b]), compress_level=FAST_PNG_LEVEL)
     if save_probs and result.probs is not None:
         p = out / "probs" / f"{stem}.npy"
         save_npy(p, result.probs.astype(np.float16))
@@ -196,7 +196,8 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, sav
         result.confidence = result.probs = None
     put("colour", "RGB", lambda a, b: classmap.encode_rgb(labels[a:b]))
     put("classes", "L", lambda a, b: labels[a:b].astype(np.uint8, copy=False))
-    put("overlay", "RGB", lambda a, b: overlay(image[a:b], classmap.encode_rgb(labels[a:b])), FAST_PNG_LEVEL)
+    put("overlay", "RGB", lambda a, b: overlay(image[a:b], classmap.encode_rgb(labels[a:b])),
+        compress_level=FAST_PNG_LEVEL)
     return written
 
 
