@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 IGNORE_INDEX = 255
+MAX_CLASSES = IGNORE_INDEX  # class indices 0..254 fit a uint8 mask beside the ignore value
 MASK_KINDS = ("rgb", "index", "grey")
 # Row names in a Kaggle ``class_dict.csv`` that mean "no label" rather than a class.
 DEFAULT_IGNORE_NAMES = ("unknown", "unlabeled", "unlabelled", "no_data", "nodata", "ignore")
@@ -91,6 +92,19 @@ class ClassMap:
             raise ValueError(f"{where}: mask_kind {self.mask_kind!r} is not one of {MASK_KINDS}")
         if len(self.class_names) < 2:
             raise ValueError(f"{where}: needs at least 2 classes, got {list(self.class_names)}")
+        if len(self.class_names) > MAX_CLASSES:
+            raise ValueError(f"{where}: has {len(self.class_names)} classes; at most {MAX_CLASSES} fit, because masks "
+                             f"store class indices as 8-bit values 0..{MAX_CLASSES - 1} and {IGNORE_INDEX} marks 'no label'")
+        blank = [i for i, n in enumerate(self.class_names) if not isinstance(n, str) or not n.strip()]
+        if blank:
+            raise ValueError(f"{where}: class {blank[0]} has an empty name; every class needs a name (it labels the "
+                             "per-class scores and the training log)")
+        seen: dict[str, int] = {}
+        for i, n in enumerate(self.class_names):
+            if n in seen:
+                raise ValueError(f"{where}: two classes are named {n!r} (classes {seen[n]} and {i}); class names must "
+                                 "differ, or one's scores would hide the other's")
+            seen[n] = i
         if len(self.palette) != len(self.class_names):
             raise ValueError(f"{where}: {len(self.class_names)} class names but {len(self.palette)} palette colours")
         if any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in self.palette + self.ignore_colors):
@@ -323,9 +337,14 @@ def available_classmaps() -> list[str]:
 
 def load_classmap(path: str | os.PathLike, ignore_names: Iterable[str] = DEFAULT_IGNORE_NAMES) -> ClassMap:
     """Read a user class map: YAML with :class:`ClassMap` keys, or a Kaggle ``class_dict.csv``."""
+    from landseg.io_utils import file_problem
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    problem = file_problem(path, allow_empty=True)
+    if problem == "file does not exist":
         raise FileNotFoundError(f"class map file {path} does not exist")
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
     name = os.path.splitext(os.path.basename(path))[0]
     try:
         return _load_classmap_file(path, name, ignore_names)
@@ -340,6 +359,11 @@ def load_classmap(path: str | os.PathLike, ignore_names: Iterable[str] = DEFAULT
 
 
 def _load_classmap_file(path: str, name: str, ignore_names: Iterable[str]) -> ClassMap:
+    from landseg.bounded_yaml import MAX_BYTES
+
+    if os.path.getsize(path) > MAX_BYTES:
+        raise ValueError(f"{path}: refused: {os.path.getsize(path):,} bytes, more than a class map can be "
+                         f"({MAX_BYTES:,})")
     if path.lower().endswith(".csv"):
         import csv as _csv
 
@@ -350,13 +374,14 @@ def _load_classmap_file(path: str, name: str, ignore_names: Iterable[str]) -> Cl
     if path.lower().endswith((".yaml", ".yml")):
         import yaml
 
-        with open(path) as f:
-            try:
-                data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-                raise ValueError(f"{path}: not valid YAML: {where}{getattr(e, 'problem', None) or e}") from None
+        from landseg import bounded_yaml
+
+        try:
+            data = bounded_yaml.load_file(path)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            raise ValueError(f"{path}: not valid YAML: {where}{getattr(e, 'problem', None) or e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a class map YAML must be a mapping of ClassMap keys")
         data.setdefault("name", name)
@@ -368,8 +393,9 @@ def _load_classmap_file(path: str, name: str, ignore_names: Iterable[str]) -> Cl
 
 
 def _classmap_from_csv(path: str, name: str, ignore_names: set[str]) -> ClassMap:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark (Excel's UTF-8 CSV) is not a name
+        rows = list(csv.DictReader(f, skipinitialspace=True))
+    rows = [{(k or "").strip().lower(): v for k, v in r.items()} for r in rows]
     if not rows or not {"name", "r", "g", "b"} <= set(rows[0]):
         raise ValueError(f"{path}: expected a header 'name,r,g,b' and one row per class")
     names, palette, ignore = [], [], []
@@ -378,10 +404,11 @@ def _classmap_from_csv(path: str, name: str, ignore_names: set[str]) -> ClassMap
             rgb = tuple(int(row[k]) for k in ("r", "g", "b"))
         except (TypeError, ValueError):
             raise ValueError(f"{path}, line {i}: r, g, b must be integers, got {row}") from None
-        if row["name"].strip().lower().replace(" ", "_") in ignore_names:
+        class_name = (row.get("name") or "").strip()
+        if class_name.lower().replace(" ", "_") in ignore_names:
             ignore.append(rgb)
         else:
-            names.append(row["name"].strip())
+            names.append(class_name)
             palette.append(rgb)
     binarize = 128 if all(v in (0, 255) for c in palette + ignore for v in c) else None
     return ClassMap(name=name, class_names=tuple(names), palette=tuple(palette), mask_kind="rgb",

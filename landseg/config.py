@@ -16,8 +16,9 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
+from landseg import bounded_yaml
 from landseg.config_schema import (Config, ConfigError, OptimizerSection, ScheduleSection, TrainSection, check_types,
-                                   choices)
+                                   choices, short as _short)
 
 __all__ = ["Config", "ConfigError", "load_config", "from_dict", "default_config", "validate"]
 
@@ -66,20 +67,20 @@ def merge(base: dict, update: dict, schema: dict | None = None, where: str = "")
     for k, v in (update or {}).items():
         key = f"{where}{k}"
         if key in REMOVED:
-            raise ConfigError(f"config key {key!r} no longer exists: {REMOVED[key]}")
+            raise ConfigError(f"config key {_short(key)} no longer exists: {REMOVED[key]}")
         if not isinstance(schema, dict) or k not in schema:
             section = where.rstrip(".")
             valid = sorted(schema) if isinstance(schema, dict) else []
-            raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + section if section else ''}: "
+            raise ConfigError(f"unknown config key {_short(key)}; valid keys{' in ' + section if section else ''}: "
                               f"{', '.join(valid)}")
         if isinstance(v, dict) and not isinstance(schema[k], dict) and key not in FREE_FORM:
-            raise ConfigError(f"config key {key!r} takes a single value, not the mapping {v!r}")
+            raise ConfigError(f"config key {_short(key)} takes a single value, not the mapping {_short(v)}")
         if key in FREE_FORM and isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = {**out[k], **copy.deepcopy(v)}  # model.options.dropout=0.2 keeps the other options
         elif isinstance(schema[k], dict) and key not in FREE_FORM:
             if not isinstance(v, dict):
-                raise ConfigError(f"config key {key!r} is a section with keys {', '.join(sorted(schema[k]))}; "
-                                  f"give it a mapping, not {v!r} (or set {key}.<key>=value)")
+                raise ConfigError(f"config key {_short(key)} is a section with keys {', '.join(sorted(schema[k]))}; "
+                                  f"give it a mapping, not {_short(v)} (or set {key}.<key>=value)")
             out[k] = merge(out.get(k) or {}, v, schema[k], key + ".")
         else:
             out[k] = copy.deepcopy(v)
@@ -99,15 +100,17 @@ def _merge_layer(config: dict, update: dict, schema: dict) -> dict:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=value`` -> (["a", "b"], YAML-parsed value)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form key.sub=value (e.g. train.epochs=3)")
+        raise ConfigError(f"override {_short(text)} is not of the form key.sub=value (e.g. train.epochs=3)")
     key, _, raw = text.partition("=")
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {text!r}: bad key {key!r}")
+        raise ConfigError(f"override {_short(text)}: bad key {_short(key)}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = bounded_yaml.safe_load(raw, f"override {key}=...") if raw.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({_yaml_problem(e)})") from None
+        raise ConfigError(f"override {_short(text)}: value is not valid YAML ({_yaml_problem(e)})") from None
+    except bounded_yaml.YamlLimitError as e:
+        raise ConfigError(str(e)) from None
     return key.split("."), value
 
 
@@ -134,8 +137,9 @@ def load_yaml(path: str | os.PathLike) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist")
     try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
+        data = bounded_yaml.load_file(path)
+    except bounded_yaml.YamlLimitError as e:
+        raise ConfigError(str(e)) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
     except UnicodeDecodeError as e:
@@ -181,16 +185,7 @@ def from_dict(update: dict | Config, validate_names: bool = True) -> Config:
 
 def _choice(key: str, value, valid: Sequence[str]) -> None:
     if value not in valid:
-        raise ConfigError(f"config key {key!r}: unknown value {value!r}; valid: {', '.join(map(str, valid))}")
-
-
-def _positive(config: dict, key: str, allow_zero: bool = False) -> None:
-    section, name = key.split(".")
-    v = config[section][name]
-    if v is None:
-        return
-    if v < 0 or (v == 0 and not allow_zero):
-        raise ConfigError(f"config key {key!r} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+        raise ConfigError(f"config key {_short(key)}: unknown value {_short(value)}; valid: {', '.join(map(str, valid))}")
 
 
 def dataset_names() -> list[str]:
@@ -209,33 +204,24 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
     config = copy.deepcopy(config)
     check_types(config)  # types and fixed choices, from the typed sections' annotations
     c = config
-    for key in ("optimizer.lr", "train.epochs", "train.batch_size", "train.grad_accum_steps", "data.crop_size",
-                "train.steps_per_epoch", "train.val_steps", "lr_find.min_lr", "lr_find.max_lr", "lr_find.steps",
-                "schedule.plateau_factor", "schedule.plateau_patience"):
-        _positive(c, key)
-    for key in ("optimizer.weight_decay", "optimizer.momentum", "schedule.warmup_epochs",
-                "schedule.min_lr_fraction", "train.early_stopping_patience", "train.num_preview"):
-        _positive(c, key, allow_zero=True)
-    if not 0 < c["data"]["val_fraction"] < 1:
-        raise ConfigError(f"config key 'data.val_fraction' must be between 0 and 1, got {c['data']['val_fraction']!r}")
     if c["lr_find"]["min_lr"] >= c["lr_find"]["max_lr"]:
         raise ConfigError("config keys 'lr_find.min_lr' must be below 'lr_find.max_lr'")
     bands = c["data"]["bands"]  # its type (a count or a list of integers) is checked already
     if (isinstance(bands, int) and bands < 1) or (isinstance(bands, list) and (not bands or min(bands) < 1)):
-        raise ConfigError(f"config key 'data.bands': {bands!r} is not valid; give a band count (3) or a list of "
+        raise ConfigError(f"config key 'data.bands': {_short(bands)} is not valid; give a band count (3) or a list of "
                           "1-based band numbers of the rasters (e.g. [4, 3, 2, 8])")
     norm = c["data"]["normalisation"]
     if norm not in ("auto", "none") and not norm.endswith(".json"):
-        raise ConfigError(f"config key 'data.normalisation': {norm!r} is not valid; valid: auto, none, or a band "
+        raise ConfigError(f"config key 'data.normalisation': {_short(norm)} is not valid; valid: auto, none, or a band "
                           "statistics .json (landseg data check --band-stats FILE)")
     if "ignore_index" in c["loss"]["options"]:
         raise ConfigError(f"config key 'loss.options.ignore_index': {REMOVED['loss.ignore_index']}")
     hist = c["data"]["hist_reference"]
     if hist not in HIST_MODES and not hist.endswith(".npy"):
-        raise ConfigError(f"config key 'data.hist_reference': {hist!r} is not valid; valid: none, train_mean, "
+        raise ConfigError(f"config key 'data.hist_reference': {_short(hist)} is not valid; valid: none, train_mean, "
                           "or a path to a saved reference .npy")
     if c["run"]["name"] is not None and (not c["run"]["name"] or "/" in c["run"]["name"] or c["run"]["name"] in (".", "..")):
-        raise ConfigError(f"config key 'run.name' must be a plain folder name, got {c['run']['name']!r}")
+        raise ConfigError(f"config key 'run.name' must be a plain folder name, got {_short(c['run']['name'])}")
     if validate_names:
         _validate_names(c)
     return Config.from_dict(c)
@@ -254,7 +240,7 @@ def _validate_names(c: dict) -> None:
     _choice("data.layout", c["data"]["layout"], sorted(LAYOUTS))
     cm = c["data"]["classmap"]
     if cm not in classmaps.available_classmaps() and not str(cm).lower().endswith((".yaml", ".yml", ".csv")):
-        raise ConfigError(f"config key 'data.classmap': unknown class map {cm!r}; valid: "
+        raise ConfigError(f"config key 'data.classmap': unknown class map {_short(cm)}; valid: "
                           f"{', '.join(classmaps.available_classmaps())}, or a path to a .yaml / class_dict.csv")
 
     from landseg.models import available_models
@@ -266,7 +252,7 @@ def _validate_names(c: dict) -> None:
         from landseg.models import get_model_spec
 
         if "freeze_encoder" not in get_model_spec(c["model"]["name"]).options:
-            raise ConfigError(f"config key 'train.freeze_encoder': model {c['model']['name']!r} has no pretrained "
+            raise ConfigError(f"config key 'train.freeze_encoder': model {_short(c['model']['name'])} has no pretrained "
                               "encoder to freeze; models that have one: " + ", ".join(
                                   n for n, o in available_models().items() if "freeze_encoder" in o))
     if "freeze_encoder" in c["model"]["options"]:
@@ -286,5 +272,5 @@ def _check_model_options(name: str, options: dict) -> None:
         return
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ConfigError(f"config key 'model.options': model {name!r} has no option(s) {unknown}; "
+        raise ConfigError(f"config key 'model.options': model {_short(name)} has no option(s) {unknown}; "
                           f"valid: {', '.join(sorted(valid))}")

@@ -10,14 +10,24 @@ does not exist fails where it is read (``cfg.train.epoch`` names the valid keys)
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 
 class ConfigError(ValueError):
     """A config key or value that landseg cannot use; the message lists what is valid."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 6, 6, 3
+
+
+def short(value) -> str:
+    """``repr(value)`` cut to a readable length: a message must stay one line whatever the value."""
+    return _REPR.repr(value)
 
 
 class Section:
@@ -33,7 +43,35 @@ class Section:
         return dataclasses.asdict(self)
 
 
-Threads = Union[int, Literal["tf"], None]
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take (``Annotated[int, Range(1, 100)]``): checked with the type, before any
+    folder is made, so a value that cannot work (10**30 epochs) stops with the key and the range."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False  # lo itself excluded
+    hi_open: bool = False  # hi itself excluded
+
+    def __contains__(self, value) -> bool:
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        return f"{'>' if self.lo_open else '>='} {self.lo:g} and {'<' if self.hi_open else '<='} {self.hi:g}"
+
+
+def bounded(kind, lo, hi, lo_open: bool = False, hi_open: bool = False):
+    return Annotated[kind, Range(lo, hi, lo_open, hi_open)]
+
+
+Seed = bounded(int, 0, 2**32 - 1)
+Epochs = bounded(int, 1, 100_000)           # more than any run finishes
+Steps = bounded(int, 1, 10_000_000)
+Patience = bounded(int, 0, 100_000)
+Fraction = bounded(float, 0, 1)
+Threads = Union[bounded(int, 1, 1024), Literal["tf"], None]
 
 
 @dataclass
@@ -42,15 +80,15 @@ class RunSection(Section):
     output_dir: str
     tensorboard_dir: str
     resume: Literal["auto", "never"]
-    seed: int
+    seed: Seed
     intra_op_threads: Threads
     inter_op_threads: Threads
 
 
 @dataclass
 class SyntheticSection(Section):
-    n_images: int
-    size: int
+    n_images: bounded(int, 2, 100_000)
+    size: bounded(int, 16, 8192)
 
 
 @dataclass
@@ -59,18 +97,19 @@ class DataSection(Section):
     data_dir: str
     layout: str | None
     classmap: str | None
-    bands: int | list[int]
+    bands: bounded(int, 1, 64) | list[bounded(int, 1, 10_000)]
     normalisation: str
     unknown_mask_values: Literal["error", "ignore"]
-    val_fraction: float
-    split_seed: int
+    val_fraction: bounded(float, 0, 1, lo_open=True, hi_open=True)
+    split_seed: Seed
     split_by_group: bool
-    crop_size: int
+    val_groups: list[str]
+    crop_size: bounded(int, 16, 8192)        # pixels per side; the model's size multiple is checked with the model
     hist_reference: str
     flips: bool
     rotate90: bool
     rare_class_crops: bool
-    color_jitter: float
+    color_jitter: bounded(float, 0, 5)
     pseudo_label_dirs: list[str]
     cache: bool | str
     synthetic: SyntheticSection
@@ -91,46 +130,46 @@ class LossSection(Section):
 @dataclass
 class OptimizerSection(Section):
     name: Literal["adam", "adamw", "sgd"]
-    lr: float
-    weight_decay: float
-    momentum: float
-    clipnorm: float | None
+    lr: bounded(float, 0, 10, lo_open=True)
+    weight_decay: bounded(float, 0, 1)
+    momentum: bounded(float, 0, 1, hi_open=True)
+    clipnorm: bounded(float, 0, 1e6, lo_open=True) | None
 
 
 @dataclass
 class ScheduleSection(Section):
     name: Literal["constant", "cosine", "one_cycle", "reduce_on_plateau"]
-    warmup_epochs: float
-    min_lr_fraction: float
-    plateau_factor: float
-    plateau_patience: int
+    warmup_epochs: bounded(float, 0, 100_000)
+    min_lr_fraction: Fraction
+    plateau_factor: bounded(float, 0, 1, lo_open=True, hi_open=True)
+    plateau_patience: bounded(int, 1, 100_000)
 
 
 @dataclass
 class TrainSection(Section):
-    epochs: int
-    batch_size: int
-    steps_per_epoch: int | None
-    val_steps: int | None
-    grad_accum_steps: int
-    early_stopping_patience: int
+    epochs: Epochs
+    batch_size: bounded(int, 1, 4096)
+    steps_per_epoch: Steps | None
+    val_steps: Steps | None
+    grad_accum_steps: bounded(int, 1, 1024)
+    early_stopping_patience: Patience
     mixed_precision: bool | Literal["float16", "bfloat16"]
     jit_compile: bool | Literal["auto"]
     strategy: Literal["default", "mirrored", "multi_worker"]
     resume_from: str | None
     init_from: str | None
     freeze_encoder: bool
-    unfreeze_at_epoch: int | None
+    unfreeze_at_epoch: Patience | None
     lr_find: bool
-    num_preview: int
-    verbose: int
+    num_preview: bounded(int, 0, 64)
+    verbose: Literal[0, 1, 2]
 
 
 @dataclass
 class LrFindSection(Section):
-    min_lr: float
-    max_lr: float
-    steps: int
+    min_lr: bounded(float, 0, 100, lo_open=True)
+    max_lr: bounded(float, 0, 100, lo_open=True)
+    steps: bounded(int, 1, 100_000)
 
 
 @dataclass
@@ -153,7 +192,15 @@ class Config(Section):
 
 
 def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _unwrap(hint) -> tuple[Any, Range | None]:
+    """(the type, its Range or None) of a possibly ``Annotated`` hint."""
+    if typing.get_origin(hint) is Annotated:
+        base, *meta = typing.get_args(hint)
+        return base, next((m for m in meta if isinstance(m, Range)), None)
+    return hint, None
 
 
 def _build(cls, d: dict):
@@ -183,19 +230,21 @@ def _union_args(hint) -> tuple:
     return (hint,)
 
 
-def _describe(hint) -> str:
+def _describe(hint, plural: bool = False) -> str:
     names = {int: "integer", float: "number", bool: "true/false", str: "string", type(None): "null"}
     parts = []
     for arg in _union_args(hint):
+        arg, rng = _unwrap(arg)
         origin = typing.get_origin(arg)
         if origin is Literal:
             parts.append(", ".join(map(str, typing.get_args(arg))))
         elif origin is list:
-            parts.append(f"list of {_describe(typing.get_args(arg)[0])}s")
+            parts.append(f"list of {_describe(typing.get_args(arg)[0], plural=True)}")
         elif origin is dict or arg is dict:
             parts.append("a mapping")
         else:
-            parts.append(names.get(arg, getattr(arg, "__name__", str(arg))))
+            name = names.get(arg, getattr(arg, "__name__", str(arg)))
+            parts.append(name + ("s" if plural and arg in (int, float, str) else "") + (f" {rng}" if rng else ""))
     return " or ".join(dict.fromkeys(parts))
 
 
@@ -210,6 +259,8 @@ def _as_number(value):
 
 
 def _matches(value, hint) -> bool:
+    """Whether ``value`` has the type of ``hint`` (ranges are checked apart, to say what is wrong)."""
+    hint, _ = _unwrap(hint)
     origin = typing.get_origin(hint)
     if hint is Any:
         return True
@@ -231,17 +282,32 @@ def _matches(value, hint) -> bool:
     return isinstance(value, hint)
 
 
+def _out_of_range(value, hint) -> tuple[Any, Range] | None:
+    """(the offending number, its range) when ``value`` (of type ``hint``) lies outside a declared range."""
+    base, rng = _unwrap(hint)
+    if typing.get_origin(base) is list:
+        return next((bad for v in value if (bad := _out_of_range(v, typing.get_args(base)[0]))), None)
+    if rng is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value not in rng:
+        return value, rng
+    return None
+
+
 def _check_value(key: str, value, hint):
-    """``value`` if it fits ``hint`` (numbers written as strings are read as numbers); else ConfigError."""
+    """``value`` if it fits ``hint`` (numbers written as strings are read as numbers), inside its range;
+    else ConfigError naming the key and what is valid."""
     args = _union_args(hint)
-    if float in args and str not in args:
+    if float in [_unwrap(a)[0] for a in args] and str not in args:
         value = _as_number(value)
-    if any(_matches(value, arg) for arg in args):
+    matched = next((arg for arg in args if _matches(value, arg)), None)
+    if matched is not None:
+        bad = _out_of_range(value, matched)
+        if bad is not None:
+            raise ConfigError(f"config key {key!r}: {short(bad[0])} is out of range; it must be {bad[1]}")
         return value
     literals = [c for arg in args if typing.get_origin(arg) is Literal for c in typing.get_args(arg)]
     if literals and isinstance(value, str) and all(isinstance(c, str) for c in literals):
-        raise ConfigError(f"config key {key!r}: unknown value {value!r}; valid: {_describe(hint)}")
-    raise ConfigError(f"config key {key!r} must be {_describe(hint)}, got {value!r}")
+        raise ConfigError(f"config key {key!r}: unknown value {short(value)}; valid: {_describe(hint)}")
+    raise ConfigError(f"config key {key!r} must be {_describe(hint)}, got {short(value)}")
 
 
 def check_types(d: dict, cls: type = Config, where: str = "") -> None:
@@ -253,7 +319,7 @@ def check_types(d: dict, cls: type = Config, where: str = "") -> None:
             raise ConfigError(f"config key {key!r} is missing")
         if isinstance(hint, type) and issubclass(hint, Section):
             if not isinstance(d[f.name], dict):
-                raise ConfigError(f"config key {key!r} is a section; give it a mapping, not {d[f.name]!r}")
+                raise ConfigError(f"config key {key!r} is a section; give it a mapping, not {short(d[f.name])}")
             check_types(d[f.name], hint, key + ".")
         else:
             d[f.name] = _check_value(key, d[f.name], hint)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 from typing import Iterator
 
@@ -80,6 +82,33 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
             except OSError:
                 pass
     return removed
+
+
+def file_problem(path: str | os.PathLike, allow_empty: bool = False) -> str | None:
+    """What keeps ``path`` from being read as a data file, in the user's terms, or None.
+
+    Checked before anything opens it: a FIFO would block the reader forever, and a folder, a
+    symlink loop or a device named like an image must be reported, not skipped in silence."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "is a broken symbolic link (its target does not exist)" if os.path.islink(path) else "file does not exist"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return f"cannot be read ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) \
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a special file"
+        return f"is {kind}, not a regular file; landseg reads regular files only"
+    if st.st_size == 0 and not allow_empty:
+        return "file is empty (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
 
 
 class NotWritableError(OSError):

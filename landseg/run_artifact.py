@@ -32,9 +32,10 @@ def _sample_dict(s) -> dict:
             "group": s.group, "decoded": bool(s.decoded)}
 
 
-def split_record(train, val, *, val_fraction: float, seed: int, by_group: bool) -> dict:
+def split_record(train, val, *, val_fraction: float, seed: int, by_group: bool, val_groups=()) -> dict:
     """The split as stored in the run: parameters and both file lists (absolute paths)."""
     return {"val_fraction": float(val_fraction), "seed": int(seed), "by_group": bool(by_group),
+            "val_groups": list(val_groups or []),
             "train": [_sample_dict(s) for s in train], "val": [_sample_dict(s) for s in val]}
 
 
@@ -63,10 +64,9 @@ class RunArtifact:
         """The run's resolved config (``config.yaml``), or None when absent."""
         if not self.config_file or not os.path.isfile(self.config_file):
             return None
-        import yaml
+        from landseg.bounded_yaml import load_file
 
-        with open(self.config_file) as f:
-            return yaml.safe_load(f)
+        return load_file(self.config_file)
 
     def load_hist_reference(self):
         if not self.hist_reference:

@@ -61,6 +61,11 @@ def main(argv=None, prog: str = "landseg data") -> int:
         print("error: give --dataset, or both --layout and --classmap", file=sys.stderr)
         return 2
     try:
+        from landseg.output_folders import claim_file
+
+        for output in (args.json, args.band_stats):  # before the work: never over a file check did not write
+            if output:
+                claim_file(output, "data-check")
         report = check_dataset(args.data_dir, classmap, layout, unknown_to_ignore=args.unknown_to_ignore,
                                workers=args.workers)
     except (ValueError, FileNotFoundError) as e:

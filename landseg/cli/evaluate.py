@@ -52,6 +52,7 @@ def main(argv=None, prog: str = "landseg evaluate") -> int:
     fmt = lambda v: "n/a" if v is None or v != v else f"{v:.4f}"  # noqa: E731
     print(f"mIoU {fmt(res['miou'])} (absent classes excluded), pixel accuracy {fmt(res['pixel_accuracy'])} "
           f"on {res['images']} scene(s)" + (f", {len(res['failed'])} failed" if res["failed"] else "")
+          + (f", {len(res['left_out'])} left out (no mask)" if res.get("left_out") else "")
           + f"; report in {res['output']}", file=sys.stderr)
     return common.FAILED_ITEMS if res["failed"] else common.OK
 

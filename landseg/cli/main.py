@@ -13,6 +13,7 @@ from landseg.cli import common
 STAGES = {
     "data": ("data", "dataset tools: check a dataset, write the synthetic one"),
     "train": ("train", "train a model from a config"),
+    "cv": ("cv", "judge a recipe by scene-level k-fold cross-validation"),
     "lr_find": ("lr_find", "learning-rate finder"),
     "evaluate": ("evaluate", "score a model or an ensemble on whole labelled scenes"),
     "predict": ("predict", "map a folder of scenes with a model or an ensemble"),

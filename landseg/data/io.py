@@ -16,6 +16,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from landseg.classmaps import ClassMap, get_classmap
 from landseg.data.errors import DataError, MaskValuesError
+from landseg.data.values import uint8_problem
 from landseg.io_utils import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -26,31 +27,27 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise DataError(path, "file does not exist")
-    if not os.path.isfile(path):
-        raise DataError(path, "is not a file")
-    if os.path.getsize(path) == 0:
-        raise DataError(path, "file is empty (0 bytes)")
+    from landseg.io_utils import file_problem
+
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(path, problem)
 
 
 def _to_uint8(array: np.ndarray, path: str, what: str) -> np.ndarray:
-    """Accept 8-bit data, and wider integers only when their values fit in 8 bits.
+    """Accept 8-bit data, and wider integers or whole floats only when their values fit in 8 bits.
 
     Rescaling 12/16-bit imagery needs a choice (percentile stretch, fixed gain) that a
-    reader must not make silently, so values above 255 are an error saying so.
+    reader must not make silently, so anything else is an error saying why.
     """
     if array.dtype == np.uint8:
         return array
     if array.dtype == bool:
         return array.astype(np.uint8) * 255 if what == "image" else array.astype(np.uint8)
-    if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
-        lo, hi = (array.min(), array.max()) if array.size else (0, 0)
-        if lo >= 0 and hi <= 255 and (np.issubdtype(array.dtype, np.integer) or np.all(array == np.round(array))):
-            return array.astype(np.uint8)
-        raise DataError(path, f"{what} has {array.dtype} values in {lo}..{hi}, outside 0..255; landseg reads 8-bit "
-                        f"data: convert it first (e.g. a percentile stretch for 12/16-bit imagery)")
-    raise DataError(path, f"{what} has unsupported data type {array.dtype}")
+    problem = uint8_problem(array, what)
+    if problem is not None:
+        raise DataError(path, problem)
+    return array.astype(np.uint8)
 
 
 def _read_tiff(path: str) -> np.ndarray:
@@ -275,15 +272,21 @@ def write_png(path: str | os.PathLike, array: np.ndarray, palette=None) -> None:
         im.save(tmp, format="PNG")
 
 
+def named_like_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[str]:
+    """Every entry of ``folder`` (not recursive, hidden names left out) whose name has an image extension,
+    sorted: regular files, and also folders, FIFOs, broken links and link loops so named, which the
+    readers then report by name (:func:`landseg.io_utils.file_problem`) instead of skipping in silence."""
+    return sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in extensions and not p.name.startswith("."))
+
+
 def list_images(folder: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[str]:
-    """Image files in ``folder`` (not recursive), sorted by name; DataError if none or no folder."""
+    """Entries of ``folder`` named like images (:func:`named_like_images`); DataError if none or no folder."""
     folder = os.fspath(folder)
     if not os.path.exists(folder):
         raise DataError(folder, "folder does not exist")
     if not os.path.isdir(folder):
         raise DataError(folder, "is not a folder")
-    files = sorted(str(p) for p in Path(folder).iterdir()
-                   if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."))
+    files = named_like_images(folder, extensions)
     if not files:
         raise DataError(folder, f"folder holds no images ({', '.join(extensions)})")
     return files

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landseg.data.errors import DataError
-from landseg.data.io import IMAGE_EXTENSIONS, list_images
+from landseg.data.io import IMAGE_EXTENSIONS, list_images, named_like_images
 
 LAYOUTS = ("deepglobe", "dubai", "dida", "mmseg", "generic")
 
@@ -88,8 +88,7 @@ def _pair(images: dict[str, str], masks: dict[str, str], group: str, mask_dir: s
 def _masks_in(folder: Path) -> dict[str, str]:
     if not folder.is_dir():
         return {}
-    return _stem_map([str(p) for p in sorted(folder.iterdir())
-                      if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")])
+    return _stem_map(named_like_images(folder))
 
 
 def _merge(parts: list[DatasetFiles]) -> DatasetFiles:
@@ -196,27 +195,36 @@ def resolve_classmap(name_or_path):
     return get_classmap(name_or_path)
 
 
-def split_samples(samples, val_fraction: float = 0.2, seed: int = 0, by_group: bool = False):
+def scene_of(sample: Sample) -> str:
+    """The scene group a sample belongs to in splits and cross-validation: its group (a Dubai tile, an
+    MMSegmentation sub-folder), else its own image (a DeepGlobe scene is one image)."""
+    return sample.group or Path(sample.image).stem
+
+
+def split_samples(samples, val_fraction: float = 0.2, seed: int = 0, by_group: bool = False,
+                  val_groups=None):
     """Deterministic (train, val) split: shuffle with ``seed``, take ``val_fraction`` for validation.
 
-    With ``by_group`` whole groups go to one side (needs at least two groups), so
-    neighbouring crops of one scene cannot leak from training into validation.
-    The result does not depend on the input order.
+    With ``by_group`` whole scene groups (:func:`scene_of`) go to one side (needs at least two), so
+    neighbouring crops of one scene cannot leak from training into validation. ``val_groups`` names
+    the validation groups outright (a cross-validation fold). The result does not depend on the input order.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     samples = sorted(samples, key=lambda s: (s.group, s.image))
     if not samples:
         return [], []
+    if val_groups:
+        return _split_by_names(samples, list(val_groups))
     rng = random.Random(seed)
     if by_group:
-        groups = sorted({s.group for s in samples})
+        groups = sorted({scene_of(s) for s in samples})
         if len(groups) < 2:
             raise ValueError(f"split by group needs at least 2 groups, found {groups}")
         rng.shuffle(groups)
         n_val = min(len(groups) - 1, max(1, round(val_fraction * len(groups)))) if val_fraction > 0 else 0
-        val_groups = set(groups[:n_val])
-        return ([s for s in samples if s.group not in val_groups], [s for s in samples if s.group in val_groups])
+        chosen = set(groups[:n_val])
+        return ([s for s in samples if scene_of(s) not in chosen], [s for s in samples if scene_of(s) in chosen])
     order = list(range(len(samples)))
     rng.shuffle(order)
     n_val = round(val_fraction * len(samples))
@@ -224,3 +232,17 @@ def split_samples(samples, val_fraction: float = 0.2, seed: int = 0, by_group: b
         n_val = min(len(samples) - 1, max(1, n_val))
     val_idx = set(order[:n_val])
     return ([s for i, s in enumerate(samples) if i not in val_idx], [s for i, s in enumerate(samples) if i in val_idx])
+
+
+def _split_by_names(samples, val_groups: list[str]):
+    """(train, val) with exactly the scene groups ``val_groups`` in validation; unknown names are an error."""
+    groups = sorted({scene_of(s) for s in samples})
+    unknown = sorted(set(val_groups) - set(groups))
+    if unknown:
+        raise ValueError(f"data.val_groups: {unknown} are not scene groups of this dataset; its groups: "
+                         f"{', '.join(groups[:20])}{' ...' if len(groups) > 20 else ''}")
+    val = [s for s in samples if scene_of(s) in set(val_groups)]
+    train = [s for s in samples if scene_of(s) not in set(val_groups)]
+    if not train:
+        raise ValueError("data.val_groups holds every scene group: nothing is left to train on")
+    return train, val

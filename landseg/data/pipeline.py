@@ -53,10 +53,11 @@ def _header(path: str, what: str):
     """(format, mode, (w, h), bands, transparency) of an image file, None for TIFF; a missing, empty,
     unreadable or truncated (JPEG/PNG) file raises :class:`DataError`. Remembered per file size and
     mtime (:mod:`landseg.data.integrity`), so a second run costs one ``stat`` per file."""
-    if not os.path.isfile(path):
-        raise DataError(path, f"{what} file does not exist")
-    if os.path.getsize(path) == 0:
-        raise DataError(path, f"{what} file is empty (0 bytes)")
+    from landseg.io_utils import file_problem
+
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(path, f"{what}: {problem}")
     if path.lower().endswith(TIFF_EXTENSIONS):
         return None
     from landseg.data import integrity

@@ -22,6 +22,7 @@ from scipy import ndimage
 from landseg.classmaps import get_classmap
 
 AGRICULTURE, FOREST, WATER, ROAD, BUILDING, BARE = range(6)
+GENERATOR = "landseg.data.synthetic"  # synthetic.json's mark of a folder this module wrote
 GENERATOR_VERSION = 1
 
 
@@ -144,10 +145,11 @@ def ensure_synthetic_dataset(root: str | os.PathLike = "data/synthetic", n_image
     from landseg.data.io import write_png  # late import keeps this module light
 
     root = Path(root)
-    params = {"generator": "landseg.data.synthetic", "version": GENERATOR_VERSION, "n_images": int(n_images),
+    params = {"generator": GENERATOR, "version": GENERATOR_VERSION, "n_images": int(n_images),
               "size": int(size), "seed": int(seed), "classmap": "synthetic"}
     if _matches(root, params):
         return root
+    _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
@@ -173,6 +175,25 @@ def ensure_synthetic_dataset(root: str | os.PathLike = "data/synthetic", n_image
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _check_replaceable(root: Path) -> None:
+    """A folder is replaced by a new synthetic dataset only when it is empty or one this generator wrote
+    (``synthetic.json``): a user's dataset given as ``data.data_dir`` must never be deleted."""
+    from landseg.output_folders import OutputConflict
+
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise OutputConflict(root, "exists and is not a folder; the synthetic dataset needs a folder of its own")
+    try:
+        written = json.loads((root / "synthetic.json").read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        written = False
+    if not written and any(root.iterdir()):
+        raise OutputConflict(root, "is not a synthetic dataset written by landseg (no synthetic.json) and is not "
+                             "empty; landseg never replaces it: give the synthetic data a folder of its own "
+                             "(data.data_dir=...), or use this dataset's own name and layout")
 
 
 def _matches(root: Path, params: dict) -> bool:

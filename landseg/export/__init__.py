@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from landseg.io_utils import atomic_path
+
 FORMATS = ("savedmodel", "onnx", "tflite")
 # max |exported - keras| of the output probabilities on the check batch
 TOLERANCES = {"savedmodel": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
@@ -157,26 +159,34 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
     spec = keras.InputSpec(shape=(None, tile, tile, bands), dtype="float32")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
+    _claim_outputs(out, fmt, model_path, run)
     tol = float(TOLERANCES[fmt] if tolerance is None else tolerance)
 
     if fmt == "savedmodel":
-        target = out / "saved_model"
-        if target.exists():
-            shutil.rmtree(target)
-        _keras_export(model, str(target), "tf_saved_model", spec)
+        target = out / TARGETS["savedmodel"]
+        with tempfile.TemporaryDirectory(dir=out, prefix=".saved_model.") as tmp:
+            _keras_export(model, os.path.join(tmp, "new"), "tf_saved_model", spec)
+            if target.exists():  # every file in it is this stage's (checked by _claim_outputs): swap whole folders
+                os.replace(target, os.path.join(tmp, "old"))
+            os.replace(os.path.join(tmp, "new"), target)
+        from landseg.output_folders import record
+
+        record(out, "export", _files_under(out, target))
     elif fmt == "onnx":
-        target = out / "model.onnx"
-        _keras_export(model, str(target), "onnx", spec)
+        target = out / TARGETS["onnx"]
+        with atomic_path(target) as tmp:
+            _keras_export(model, tmp, "onnx", spec)
     else:
         import tensorflow as tf
 
-        target = out / "model.tflite"
+        target = out / TARGETS["tflite"]
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             sm = os.path.join(tmp, "saved_model")
             _keras_export(model, sm, "tf_saved_model", spec)
             converter = tf.lite.TFLiteConverter.from_saved_model(sm)
             data = converter.convert()
-        target.write_bytes(data)
+        with atomic_path(target) as tmp:
+            Path(tmp).write_bytes(data)
 
     diff, agree = float("nan"), float("nan")
     if check:
@@ -190,7 +200,8 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
     files = [str(target)]
     if run is not None and run.hist_reference:
         dst = out / "hist_reference.npy"
-        shutil.copyfile(run.hist_reference, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(run.hist_reference, tmp)
         files.append(str(dst))
     sidecar = out / SIDECAR
     _write_sidecar(sidecar, fmt=fmt, target=target, model_path=model_path, run=run, tile=tile, bands=bands,
@@ -202,6 +213,25 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
         raise ExportCheckError(f"{target}: exported output differs from Keras by {diff:.3g} (tolerance {tol:g}); "
                                f"argmax agrees on {agree:.2%} of pixels")
     return result
+
+
+TARGETS = {"savedmodel": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
+
+
+def _files_under(root: Path, folder: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in sorted(folder.rglob("*")) if not p.is_dir()] if folder.is_dir() else []
+
+
+def _claim_outputs(out: Path, fmt: str, model_path: str, run) -> None:
+    """Refuse, before exporting, an output folder where the export would write over the model's run folder
+    or over files ``export`` did not write, a user's files inside an old ``saved_model/`` included."""
+    from landseg.output_folders import claim_outputs
+
+    target = out / TARGETS[fmt]
+    planned = [SIDECAR] + (["hist_reference.npy"] if run is not None and run.hist_reference else [])
+    planned += _files_under(out, target) if fmt == "savedmodel" else [target.name]
+    claim_outputs(out, "export", planned, input_files=[model_path],
+                  input_dirs=[os.path.dirname(os.path.abspath(model_path))])
 
 
 def _load_run(model_path: str):

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from landseg.geo.raster import Normalisation, run_normalisation
+from landseg.data.errors import DataError
+from landseg.geo.raster import NO_VALID_PIXEL, Normalisation, run_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ def predict_rasters(predictor, paths: Sequence[str], out: str | os.PathLike, nam
                                      confidence_path=out / "confidence" / f"{stem}.tif", class_names=classmap.class_names,
                                      palette=classmap.palette, norm=norm, progress=bar.update,
                                      extra_tags={"LANDSEG_SOURCE": os.path.abspath(path)})
+            if res.nodata_pixels >= info.width * info.height:  # all nodata / NaN: a failure, not an empty map
+                for written in (res.classes, res.confidence):
+                    if written and os.path.exists(written):
+                        os.remove(written)
+                raise DataError(path, NO_VALID_PIXEL)
             d = {"classes": res.classes, "confidence": res.confidence, "seconds": round(res.stats.seconds, 2),
                  "mpx_per_s": round(res.stats.mpx_per_s, 3), "pixels_per_class": dict(zip(classmap.class_names,
                                                                                          map(int, res.counts))),

@@ -130,16 +130,20 @@ class Normalisation:
 
 
 def to_uint8_unstretched(data: np.ndarray, path: str) -> np.ndarray:
+    """Data without band statistics: taken as is when it is 8-bit data, else an error saying why and what to do."""
     if data.dtype == np.uint8:
         return data
-    if data.size:
-        lo, hi = float(np.nanmin(data)), float(np.nanmax(data))
-    else:
-        lo = hi = 0.0
-    if lo >= 0 and hi <= 255 and (np.issubdtype(data.dtype, np.integer) or np.all(data == np.round(data))):
-        return data.astype(np.uint8)
-    raise DataError(path, f"has {data.dtype} values in {lo:g}..{hi:g}, outside 0..255, and no band statistics were "
-                    "given: run `python -m landseg.data check` (it computes them) or set data.normalisation")
+    from landseg.data.values import uint8_problem
+
+    problem = uint8_problem(data, "raster")
+    if problem is not None:
+        raise DataError(path, f"{problem}; or give band statistics: run `python -m landseg.data check` (it computes "
+                        "them) or set data.normalisation")
+    return data.astype(np.uint8)
+
+
+NO_VALID_PIXEL = ("holds no valid pixel: every pixel is nodata (or NaN/inf in float data), so there is nothing to "
+                  "predict or score")
 
 
 # ---------------------------------------------------------------------- opening
@@ -153,10 +157,11 @@ def open_raster(path: str | os.PathLike):
     """``rasterio.open`` with a :class:`DataError` naming the file when it fails."""
     rasterio = _rasterio()
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(path, "file does not exist")
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise DataError(path, "file is empty (0 bytes)")
+    from landseg.io_utils import file_problem
+
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(path, problem)
     try:
         return rasterio.open(path)
     except rasterio.errors.RasterioIOError as e:
@@ -234,7 +239,10 @@ def read_raster(path: str | os.PathLike, norm: Normalisation | None = None) -> t
     norm = norm or Normalisation()
     path = os.fspath(path)
     with open_raster(path) as ds:
-        return read_window(ds, norm, 0, ds.height, 0, ds.width, path=path)
+        image, valid = read_window(ds, norm, 0, ds.height, 0, ds.width, path=path)
+    if valid.size and not valid.any():
+        raise DataError(path, NO_VALID_PIXEL)
+    return image, valid
 
 
 def read_class_raster(path: str | os.PathLike, ignore_value: int = 255) -> np.ndarray:

@@ -76,6 +76,7 @@ class EvalPlan:
     dataset: str
     unknown_to_ignore: bool = False
     split_info: dict = field(default_factory=dict)
+    left_out: list = field(default_factory=list)  # [{"image", "reason"}]: found but not scored (no mask)
 
 
 def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: str = "val", val_fraction=None,
@@ -103,7 +104,7 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
     split_info: dict = {"split": split, "unknown_mask_values": unknown_mask_values}
     data_dir = data_dir or run_data.get("data_dir")
 
-    samples = None
+    samples, left_out = None, []
     if split == "val" and run is not None and val_fraction is None and seed is None:
         stored = run.split_samples("val")
         if stored is not None and all(os.path.isfile(s.image) and os.path.isfile(s.mask) for s in stored):
@@ -120,6 +121,8 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
             raise ValueError("no data folder: give --data-dir")
         files = discover(data_dir, layout)
         samples = list(files.labelled)
+        if split == "all":
+            left_out = [{"image": s.image, "reason": "no mask"} for s in files.unlabelled]
         if not samples:
             raise ValueError(f"{data_dir}: no labelled samples found (layout {layout!r})")
         if split == "val":
@@ -132,12 +135,13 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
             vf = defaults["val_fraction"] if vf is None else vf
             sd = defaults["split_seed"] if sd is None else sd
             by_group = bool(params.get("by_group") or False)
-            _, samples = split_samples(samples, val_fraction=vf, seed=sd, by_group=by_group)
-            split_info.update(val_fraction=vf, seed=sd, by_group=by_group,
+            groups = params.get("val_groups") if val_fraction is None and seed is None else None
+            _, samples = split_samples(samples, val_fraction=vf, seed=sd, by_group=by_group, val_groups=groups)
+            split_info.update(val_fraction=vf, seed=sd, by_group=by_group, val_groups=groups or [],
                               from_run="parameters" if run is not None else False)
     if not samples:
         raise ValueError("the split holds no images; use --split all")
-    return EvalPlan(classmap, samples, dataset, unknown_mask_values == "ignore", split_info)
+    return EvalPlan(classmap, samples, dataset, unknown_mask_values == "ignore", split_info, left_out)
 
 
 def evaluate(predictor, samples, classmap, *, unknown_to_ignore: bool = False, progress: Progress | None = None,
@@ -205,7 +209,7 @@ def _fmt(v) -> str:
 
 
 def report(out: Path, *, model: str, dataset: str, classmap, split_info: dict, total: np.ndarray, rows: list, thumbs: dict,
-           failures: list, settings: dict, seconds: float, panels: int = 3) -> dict:
+           failures: list, settings: dict, seconds: float, panels: int = 3, left_out: list = ()) -> dict:
     from landseg.plots import plot_confusion_matrix, plot_panels
 
     sc = scores(total)
@@ -221,6 +225,7 @@ def report(out: Path, *, model: str, dataset: str, classmap, split_info: dict, t
         **split_info,
         "images": len(rows),
         "failed": failures,
+        "left_out": list(left_out),
         "labelled_pixels": int(total.sum()),
         "miou": sc["miou"],
         "miou_absent_policy": ABSENT_POLICY,
@@ -258,7 +263,8 @@ def report(out: Path, *, model: str, dataset: str, classmap, split_info: dict, t
         f"# Evaluation of `{Path(model).name}` on {dataset} ({split_info['split']})",
         "",
         f"- model: `{os.path.abspath(model)}`",
-        f"- images: {len(rows)} whole scenes" + (f", {len(failures)} failed" if failures else "") + f", {int(total.sum()):,} labelled pixels",
+        f"- images: {len(rows)} whole scenes" + (f", {len(failures)} failed" if failures else "")
+        + (f", {len(left_out)} left out (no mask)" if left_out else "") + f", {int(total.sum()):,} labelled pixels",
         f"- split: {split_info}",
         f"- inference: {settings}",
         f"- **mIoU: {_fmt(sc['miou'])}** (absent-class policy: `{ABSENT_POLICY}`: {ABSENT_TEXT})",
@@ -277,8 +283,24 @@ def report(out: Path, *, model: str, dataset: str, classmap, split_info: dict, t
               + "".join(f", `panels_{k}.png`" for k in panel_files), ""]
     if failures:
         lines += ["## Failed", ""] + [f"- {f['image']}: {f['error']}" for f in failures] + [""]
+    if left_out:
+        lines += ["## Left out", ""] + [f"- {f['image']}: {f['reason']}" for f in left_out] + [""]
     write_text(out / "metrics.md", "\n".join(lines))
     return result
+
+
+REPORT_FILES = ("metrics.json", "metrics.md", "per_image.csv", "confusion_matrix.png", "panels_best.png",
+                "panels_worst.png")
+
+
+def claim_evaluate_outputs(out: Path, samples, models) -> None:
+    """Refuse an output folder where the report would write over the scored data, a run folder's own
+    files or files ``evaluate`` did not write (:mod:`landseg.output_folders`)."""
+    from landseg.output_folders import claim_outputs
+
+    inputs = [p for s in samples for p in (s.image, s.mask) if p]
+    folders = {os.path.dirname(os.path.abspath(p)) for p in inputs} | {os.path.dirname(os.path.abspath(m)) for m in models}
+    claim_outputs(out, "evaluate", REPORT_FILES, input_files=inputs + list(models), input_dirs=sorted(folders))
 
 
 def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout=None, split: str = "val",
@@ -300,6 +322,7 @@ def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout
     from landseg.io_utils import check_writable_dir
 
     check_writable_dir(out)  # before any scene is scored
+    claim_evaluate_outputs(out, plan.samples, models)
     predictor = settings.build(entries)
     t0 = time.perf_counter()
     from landseg.geo.predict import ensemble_normalisation
@@ -312,6 +335,6 @@ def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout
         run_settings.update(ensemble=[os.path.abspath(m) for m in models], weights=[e.weight for e in entries])
     result = report(out, model=models[0], dataset=plan.dataset, classmap=plan.classmap, split_info=plan.split_info,
                     total=total, rows=rows, thumbs=thumbs, failures=failures, settings=run_settings,
-                    seconds=time.perf_counter() - t0, panels=panels)
+                    seconds=time.perf_counter() - t0, panels=panels, left_out=plan.left_out)
     result["output"] = str(out)
     return result

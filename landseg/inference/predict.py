@@ -26,6 +26,7 @@ from landseg.io_utils import atomic_path, write_json
 log = logging.getLogger(__name__)
 
 OUTPUT_KINDS = ("colour", "classes", "overlay", "confidence")
+MAX_TILE, MAX_BATCH = 8192, 1024  # beyond these one model call cannot fit in memory
 
 
 @dataclass
@@ -46,13 +47,15 @@ class PredictorSettings:
         def bad(option, value, valid):
             raise ValueError(f"{option} {value!r} is not valid; valid: {valid}")
 
-        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile <= 0:
-            bad("--tile", self.tile, "a whole number of pixels > 0 (rounded up to the model's size multiple)")
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or not 0 < self.tile <= MAX_TILE:
+            bad("--tile", self.tile, f"a whole number of pixels > 0 and <= {MAX_TILE} (rounded up to the model's "
+                "size multiple)")
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, float)) or not math.isfinite(self.overlap) \
                 or not 0 <= self.overlap < 1:
             bad("--overlap", self.overlap, "a fraction of the tile in [0, 1), e.g. 0.25")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            bad("--batch-size", self.batch_size, "a whole number of tiles > 0")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or not 0 < self.batch_size <= MAX_BATCH:
+            bad("--batch-size", self.batch_size, f"a whole number of tiles > 0 and <= {MAX_BATCH}")
         if self.tta not in TTA_MODES:
             bad("--tta", self.tta, ", ".join(sorted(TTA_MODES)))
 
@@ -218,6 +221,37 @@ def unique_stems(paths: list[str]) -> dict[str, str]:
     return {p: s for s, p in stems.items()}
 
 
+def summary_name(shard: tuple[int, int] | None) -> str:
+    return f"predict_summary.shard-{shard[0]}-of-{shard[1]}.json" if shard is not None else "predict_summary.json"
+
+
+def planned_outputs(path: str, stem: str, save_probs: bool) -> list[str]:
+    """The files (relative to the output folder) that predicting ``path`` writes."""
+    from landseg.geo.raster import use_rasterio
+    from landseg.inference.shard import SIDECAR_DIR
+
+    if use_rasterio(path):
+        files = [f"classes/{stem}.tif", f"confidence/{stem}.tif"]
+    else:
+        files = [f"{kind}/{stem}.png" for kind in OUTPUT_KINDS] + ([f"probs/{stem}.npy"] if save_probs else [])
+    return files + [f"{SIDECAR_DIR}/{stem}.json"]
+
+
+def claim_predict_outputs(output, paths, names, *, input_dir, models, save_probs: bool, shard=None, vector=None) -> None:
+    """Refuse, before any model is loaded, an output layout that would write over an input, a model's run
+    folder file or a file ``predict`` did not write (:mod:`landseg.output_folders`); record the rest."""
+    from landseg.output_folders import claim_outputs
+
+    planned = [f for p in paths for f in planned_outputs(p, names[p], save_probs)] + [summary_name(shard)]
+    run_dirs = [os.path.dirname(os.path.abspath(m)) for m in models]
+    claim_outputs(output, "predict", planned, input_files=list(paths) + list(models), input_dirs=[input_dir, *run_dirs],
+                  tag=f"shard-{shard[0]}-of-{shard[1]}" if shard is not None else "")
+    if vector is not None:
+        vector = Path(vector)
+        claim_outputs(vector.parent, "predict", [vector.name], input_files=list(paths) + list(models),
+                      tag=f"vector-{vector.stem}")
+
+
 def predict_folder(models, input_dir, output, *, weights=None, dataset=None, settings: PredictorSettings | None = None,
                    save_probs: bool = False, progress: Progress | None = None, vector=None, simplify: float = 0.0,
                    shard: tuple[int, int] | None = None, overwrite: bool = False) -> dict:
@@ -243,11 +277,13 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
     if vector is not None:
         check_writable_dir(Path(vector).resolve().parent, "folder of --vector")
     models = [os.fspath(m) for m in models]
-    entries = load_ensemble(models, weights)
-    classmap = ensemble_classmap(entries, dataset)
     all_paths = list_inputs(input_dir)
     names = unique_stems(all_paths)  # over the whole collection: shards never write the same name
     paths = sh.select_shard(all_paths, shard, root=input_dir) if shard is not None else all_paths
+    claim_predict_outputs(output, paths, names, input_dir=input_dir, models=models, save_probs=save_probs,
+                          shard=shard, vector=vector)
+    entries = load_ensemble(models, weights)
+    classmap = ensemble_classmap(entries, dataset)
     signature = sh.run_signature(models, [e.weight for e in entries], settings, classmap=classmap.name,
                                  save_probs=save_probs)
     skipped = [] if overwrite else [p for p in paths if sh.is_complete(output, names[p], signature)]
@@ -309,8 +345,7 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
                             "collection": len(all_paths)}
     if geo_details:
         summary["rasters"] = geo_details
-    name = f"predict_summary.shard-{shard[0]}-of-{shard[1]}.json" if shard is not None else "predict_summary.json"
-    write_json(out / name, summary)
+    write_json(out / summary_name(shard), summary)
     return summary
 
 

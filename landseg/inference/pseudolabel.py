@@ -18,6 +18,7 @@ import numpy as np
 from landseg.data.pseudo_labels import MASKS, SUMMARY
 from landseg.inference.predict import PredictorSettings, Progress, list_inputs, run_over_images, unique_stems
 from landseg.io_utils import write_json
+from landseg.output_folders import claim_outputs
 
 
 def pseudo_mask(labels: np.ndarray, confidence: np.ndarray, threshold: float, ignore_index: int) -> np.ndarray:
@@ -41,12 +42,14 @@ def pseudolabel(models, input_dir, output, threshold: float, *, weights=None, da
 
     settings = settings or PredictorSettings()
     check_writable_dir(output)  # before any model is loaded or image read
-    check_writable_dir(Path(output) / "masks")
+    check_writable_dir(Path(output) / MASKS)
     models = [os.fspath(m) for m in models]
-    entries = load_ensemble(models, weights)
-    classmap = ensemble_classmap(entries, dataset)
     paths = list_inputs(input_dir)
     names = unique_stems(paths)
+    claim_outputs(output, "pseudolabel", [f"{MASKS}/{names[p]}.png" for p in paths] + [SUMMARY],
+                  input_files=paths + models, input_dirs=[input_dir] + [os.path.dirname(os.path.abspath(m)) for m in models])
+    entries = load_ensemble(models, weights)
+    classmap = ensemble_classmap(entries, dataset)
     predictor = settings.build(entries)
     out = Path(output)
     C = classmap.num_classes

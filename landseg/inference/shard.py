@@ -184,6 +184,9 @@ def merge_outputs(out: str | os.PathLike, input_dir: str | os.PathLike | None = 
         if not _same_signature(r["signature"], sig) or r["class_names"] != names:
             raise ValueError(f"{out / SIDECAR_DIR / (r['stem'] + '.json')}: predicted with other models or settings "
                              f"than {recs[0]['stem']}; merge outputs of one run only")
+    from landseg.output_folders import claim_outputs
+
+    claim_outputs(out, "predict", ["scenes.csv", "collection_summary.json"], input_dirs=[input_dir], tag="merge")
     nc = len(names)
     totals = [0] * nc
     areas = [0.0] * nc

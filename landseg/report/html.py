@@ -334,7 +334,9 @@ def write_report(run_dirs: Sequence[str | os.PathLike], output: str | os.PathLik
                  eval_dirs: Sequence[str | os.PathLike] = (), title: str | None = None) -> Path:
     """Read the run folders and write the page to ``output`` atomically; returns its path."""
     from landseg.io_utils import write_text
+    from landseg.output_folders import claim_file
 
+    claim_file(output, "report")  # never over a file the report did not write (a run's own files included)
     runs = load_runs(run_dirs, eval_dirs)
     page = render_report(runs, title)
     refs = external_references(page)

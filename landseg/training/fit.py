@@ -16,7 +16,7 @@ from landseg import config as cfg
 from landseg.config_schema import RunSection
 from landseg.run_artifact import save_run, split_record
 from landseg.training import runs
-from landseg.training.setup import (build_datasets, cardinality, check_crop_size, compile_model, is_chief,
+from landseg.training.setup import (build_datasets, cardinality, check_crop_size, check_step_memory, compile_model, is_chief,
                                     make_miou_metric, make_strategy, prepare_data, preview_batch, restore_optimizer,
                                     unfreeze_all)
 
@@ -56,6 +56,10 @@ def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Pa
     _configure_threads(config.run)  # before any TensorFlow op starts its runtime
     size_multiple = check_crop_size(config)  # before any folder is made or data read
     _check_cpu_jit(config.train)
+    from landseg.classmaps import get_classmap
+    from landseg.geo.training import band_count
+
+    check_step_memory(config, get_classmap(config.data.classmap).num_classes, band_count(config.data.bands))
     t_start = time.time()
     run_dir, state = runs.choose_run_dir(config)
     name = run_dir.name
@@ -78,17 +82,26 @@ def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Pa
 
 def _run_locked(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
                 t_start: float) -> Path:
-    runs.check_writable(run_dir)
-    runs.check_writable(tb_dir)
-    from landseg.io_utils import remove_stale_temps
-    from landseg.training.lock import RunLock
+    created = [d for d in (run_dir, tb_dir) if not d.exists()]
+    try:
+        runs.check_writable(run_dir)
+        runs.check_writable(tb_dir)
+        from landseg.io_utils import remove_stale_temps
+        from landseg.training.lock import RunLock
 
-    with RunLock(run_dir):  # a second copy of this run stops here, naming the holder
-        state = runs.read_state(run_dir) if state is not None else None  # as the previous holder left it
-        removed = remove_stale_temps(run_dir)
-        if removed:
-            log.info(f"{run_dir}: removed {len(removed)} temporary file(s) of an interrupted save: {', '.join(removed)}")
-        return _train(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
+        with RunLock(run_dir):  # a second copy of this run stops here, naming the holder
+            state = runs.read_state(run_dir) if state is not None else None  # as the previous holder left it
+            removed = remove_stale_temps(run_dir)
+            if removed:
+                log.info(f"{run_dir}: removed {len(removed)} temporary file(s) of an interrupted save: {', '.join(removed)}")
+            return _train(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
+    except BaseException:
+        for d in created:  # a run that stopped before writing anything leaves no empty folder behind
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
 
 
 def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, size_multiple: int, callbacks, strategy,
@@ -159,7 +172,7 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
                  bands=bands, size_multiple=size_multiple, hist_reference=hist_file,
                  unknown_mask_values=d.unknown_mask_values,
                  split=split_record(train, val, val_fraction=d.val_fraction, seed=d.split_seed,
-                                    by_group=d.split_by_group))
+                                    by_group=d.split_by_group, val_groups=d.val_groups))
         runs.write_state(run_dir, state)
 
     if t.lr_find and not resumed:
@@ -197,6 +210,7 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
                       validation_steps=val_steps, callbacks=cb_list, verbose=t.verbose, shuffle=False)
         except Exception as e:  # a file TF could not decode: name it (tf.data's error does not)
             _raise_worker_lost(e, strategy, state)
+            _raise_out_of_memory(e, config)
             _raise_data_error(e, list(train) + list(val), config)
             raise
         if nan_guard.failed or model.stop_training and state.get("early_stopped"):
@@ -272,6 +286,17 @@ def _raise_worker_lost(error: Exception, strategy, state: dict) -> None:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WorkerLost(f"another worker of the multi-worker run stopped ({type(error).__name__}: {first}); "
                          f"{int(state.get('epochs_completed', 0))} epoch(s) are saved") from error
+
+
+def _raise_out_of_memory(error: Exception, config: cfg.Config) -> None:
+    """TensorFlow running out of memory in a step becomes a config error naming the keys that size it."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        raise cfg.ConfigError(
+            f"out of memory in a training step of model {config.model.name!r} with 'train.batch_size'="
+            f"{config.train.batch_size} and 'data.crop_size'={config.data.crop_size}; lower one of them (or "
+            "use train.grad_accum_steps for the same effective batch); completed epochs are saved") from None
 
 
 def _raise_data_error(error: Exception, samples, config: cfg.Config) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from landseg.bounded_yaml import load_file
 from landseg.config import Config
 from landseg.io_utils import atomic_path, write_json, write_text
 from landseg.run_artifact import CONFIG_FILE
@@ -57,8 +58,7 @@ def read_run_config(run_dir: str | os.PathLike) -> dict | None:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return None
-    with open(path) as f:
-        return yaml.safe_load(f)
+    return load_file(path)
 
 
 def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
@@ -90,7 +90,7 @@ def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
         state = read_state(last)
         saved = read_run_config(last)
         same = saved is None and state is None or comparable_config(saved or {}) == comparable_config(config)
-        if config.run.resume == "auto" and same and (state is None or not state.get("finished")):
+        if config.run.resume == "auto" and same and not _foreign(last) and (state is None or not state.get("finished")):
             if state is not None and state.get("epochs_completed", 0) > 0:
                 return last, state
             if not _has_checkpoints(last):  # killed before its first epoch ended: start again in the same folder
@@ -100,6 +100,18 @@ def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
             if not d.exists():
                 return d, None
     return candidates[0], None
+
+
+def _foreign(path: Path) -> bool:
+    """Whether ``path`` is something no landseg run wrote (a file, or a non-empty folder without a run's
+    files): such a folder is never trained into; the run takes the next free name."""
+    from landseg.run_artifact import RUN_FILE
+    from landseg.training.lock import LOCK_FILE
+
+    if not path.is_dir():
+        return True
+    names = set(os.listdir(path))
+    return bool(names) and not names & {STATE_FILE, CONFIG_FILE, RUN_FILE, LOCK_FILE, "best.keras", "last.keras"}
 
 
 def _has_checkpoints(run_dir: Path) -> bool:
@@ -117,9 +129,10 @@ def check_writable(folder: str | os.PathLike) -> None:
 
 
 def estimate_output_bytes(num_params: int, epochs: int) -> int:
-    """A generous estimate of what a run writes: checkpoints with optimizer state, logs, plots."""
+    """A generous estimate of what a run writes: checkpoints with optimizer state, logs, plots (a history
+    row, TensorBoard scalars and a preview panel per epoch: well under 500 kB)."""
     checkpoint = num_params * 4 * 3 + 1_000_000  # weights + two Adam moments
-    return 3 * checkpoint + epochs * 2_000_000 + 20_000_000
+    return 3 * checkpoint + epochs * 500_000 + 20_000_000
 
 
 def check_free_space(folder: str | os.PathLike, need_bytes: int) -> None:

@@ -150,6 +150,28 @@ def check_crop_size(config: cfg.Config) -> int:
     return multiple
 
 
+# The least memory any model needs per pixel of a training batch: the float32 input and the per-class
+# probabilities with their gradients (bands x 4 + classes x 8 bytes). Real models need several times more;
+# this floor only catches values that cannot work, before any folder is made.
+def step_memory_floor(config: cfg.Config, num_classes: int, bands: int) -> int:
+    crop = config.data.crop_size
+    pixels = int(config.train.batch_size) * int(crop) * int(crop)
+    return pixels * (4 * bands + 8 * num_classes)
+
+
+def check_step_memory(config: cfg.Config, num_classes: int, bands: int) -> None:
+    """Stop with the keys named when one training step cannot fit in this machine's memory."""
+    from landseg.data.cache_policy import usable_memory
+
+    memory = usable_memory()
+    need = step_memory_floor(config, num_classes, bands)
+    if memory is not None and need > memory:
+        raise cfg.ConfigError(
+            f"config keys 'train.batch_size'={config.train.batch_size} and 'data.crop_size'={config.data.crop_size}: "
+            f"one training step needs at least {need / 2**30:.1f} GiB, more than the {memory / 2**30:.1f} GiB this "
+            "process can use; lower the batch size or the crop size")
+
+
 def unfreeze_all(model) -> None:
     """Make every layer trainable (Keras 3 propagates ``trainable`` to nested layers)."""
     model.trainable = True
@@ -172,6 +194,16 @@ def restore_optimizer(model, path: Path, strategy) -> None:
 
 
 # ---------------------------------------------------------------------- data
+def dataset_folder(config: cfg.Config) -> str:
+    """The data folder of the config (the built-in synthetic one is written on first use)."""
+    d = config.data
+    if d.name != "synthetic":
+        return d.data_dir
+    from landseg.data.synthetic import ensure_synthetic_dataset
+
+    return str(ensure_synthetic_dataset(d.data_dir, n_images=d.synthetic.n_images, size=d.synthetic.size))
+
+
 def prepare_data(config: cfg.Config, run_dir: Path | None):
     """Train/val samples, class map and histogram reference (saved into the run folder)."""
     from landseg.classmaps import get_classmap
@@ -179,12 +211,7 @@ def prepare_data(config: cfg.Config, run_dir: Path | None):
     from landseg.data.pseudo_labels import load_pseudo_labelled
 
     d = config.data
-    data_dir = d.data_dir
-    if d.name == "synthetic":
-        from landseg.data.synthetic import ensure_synthetic_dataset
-
-        data_dir = str(ensure_synthetic_dataset(data_dir, n_images=d.synthetic.n_images,
-                                                size=d.synthetic.size))
+    data_dir = dataset_folder(config)
     classmap = get_classmap(d.classmap)
     files = discover(data_dir, d.layout)
     if not files.labelled:
@@ -196,8 +223,11 @@ def prepare_data(config: cfg.Config, run_dir: Path | None):
         logging.getLogger(__name__).warning(
             f"{len(names)} image(s) without a mask are not trained on: " + ", ".join(names[:5])
             + (f" and {len(names) - 5} more" if len(names) > 5 else "") + " (landseg data check lists them all)")
-    train, val = split_samples(files.labelled, val_fraction=d.val_fraction, seed=d.split_seed,
-                               by_group=d.split_by_group)
+    try:
+        train, val = split_samples(files.labelled, val_fraction=d.val_fraction, seed=d.split_seed,
+                                   by_group=d.split_by_group, val_groups=d.val_groups)
+    except ValueError as e:
+        raise cfg.ConfigError(str(e)) from None
     for folder in d.pseudo_label_dirs:
         train = list(train) + list(load_pseudo_labelled(folder))
     from landseg.geo.training import band_count, resolve_normalisation, save_normalisation

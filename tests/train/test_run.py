@@ -114,7 +114,10 @@ class PoisonWeights(keras.callbacks.Callback):
 
 def test_nan_loss_stops_and_keeps_best(tiny_config):
     config = tiny_config(train={"epochs": 3})
-    with pytest.raises(TrainingDiverged, match=r"became NaN/inf during epoch 2.*best model so far .*epoch 1"):
+    # the guard catches the NaN loss at its batch or the NaN weight at the epoch's end (which comes first
+    # depends on how the tiny model's loss propagates NaN in this Keras version): either way, in epoch 2
+    with pytest.raises(TrainingDiverged, match=r"became (NaN/inf during epoch 2|nan at epoch 2, batch).*best model so far "
+                                               r".*epoch 1"):
         run_training(config, callbacks=[PoisonWeights(1)])
     run_dir = runs.choose_run_dir(cfg.from_dict(config))[0]
     rows = _history(run_dir)

@@ -275,3 +275,16 @@ def test_nan_error_is_not_preceded_by_done(tiny_config, caplog):
         with pytest.raises(TrainingDiverged):
             run_training(c, callbacks=[PoisonWeights(0)])
     assert "done in" not in caplog.text
+
+
+def test_a_users_folder_with_the_run_name_is_never_trained_into(tiny_config):
+    """A non-empty folder holding no run (the user's) is never written into: the run takes the next name."""
+    from landseg import config as cfg
+    from landseg.training import runs
+
+    config = cfg.from_dict(tiny_config())
+    mine = Path(config.run.output_dir) / config.run.name
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    run_dir, state = runs.choose_run_dir(config)
+    assert run_dir == mine.with_name(mine.name + "-2") and state is None
