@@ -23,7 +23,7 @@ def make_model(folder: str) -> None:
     import keras
 
     from landseg.classmaps import get_classmap
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((None, None, 3))

@@ -22,7 +22,7 @@ def _model(folder: Path) -> Path:
     import keras
 
     from landseg.classmaps import get_classmap
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "best.keras"

@@ -229,10 +229,11 @@ def save_timing(step: str, record: dict) -> None:
 
 def _same_config(run_dir: Path, config_file: str) -> bool:
     from landseg import config as cfg
-    from landseg.training.runs import comparable_config, read_run_config
+    from landseg.runs import RunFolder
+    from landseg.runs.select import comparable_config
 
     want = cfg.load_config(ROOT / config_file)
-    have = read_run_config(ROOT / run_dir) or {}
+    have = RunFolder(ROOT / run_dir).read_config() or {}
     return comparable_config(have) == comparable_config(want)
 
 

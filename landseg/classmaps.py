@@ -9,7 +9,7 @@ Masks come in three kinds:
   colour; ``ignore_colors`` mean "no label"; ``binarize`` thresholds each channel first
   (DeepGlobe's JPEG-era masks are not exactly 0/255).
 * ``index``: class-index PNGs (ISPRS via MMSegmentation, LoveDA). ``index_values`` are the
-  raw values of the classes in order; ``ignore_values`` mean "no label".
+  raw values of the classes in order (default 0, 1, ..., n-1); ``ignore_values`` mean "no label".
 * ``grey``: binary masks as grey levels (dida roofs); ``>= grey_threshold`` is class 1.
 
 Decoded masks are ``uint8`` class indices ``0..C-1`` with ``ignore_index`` (255) for
@@ -84,6 +84,8 @@ class ClassMap:
         object.__setattr__(self, "notes", tuple(self.notes))
         if self.index_values is not None:
             object.__setattr__(self, "index_values", tuple(int(v) for v in self.index_values))
+        elif self.mask_kind == "index":  # class i is stored as value i unless the map says otherwise
+            object.__setattr__(self, "index_values", tuple(range(len(self.class_names))))
         self._validate()
 
     def _validate(self) -> None:

@@ -230,9 +230,14 @@ def validate(config: dict, schema: dict | None = None, validate_names: bool = Tr
 def _validate_names(c: dict) -> None:
     from landseg import classmaps
 
-    datasets = dataset_names()
-    _choice("data.name", c["data"]["name"], datasets)
     from landseg.data.layouts import LAYOUTS, resolve_dataset
+
+    d = c["data"]
+    if d["name"] not in dataset_names() and not (d["classmap"] and d["layout"]):
+        raise ConfigError(f"config key 'data.name': {_short(d['name'])} is not a built-in dataset "
+                          f"({', '.join(dataset_names())}); for your own data give any name together with "
+                          "data.classmap (a class map .yaml or class_dict.csv) and data.layout "
+                          f"({', '.join(LAYOUTS)})")
 
     c["data"]["classmap"], c["data"]["layout"] = resolve_dataset(c["data"]["name"], layout=c["data"]["layout"],
                                                                  classmap=c["data"]["classmap"])

@@ -2,6 +2,7 @@
 landseg's modules import each other without a cycle (counting imports inside functions too)."""
 
 import ast
+import re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "landseg"
@@ -85,3 +86,24 @@ def test_stage_shims_are_thin():
     for stage in ("train", "lr_find", "evaluate", "predict", "pseudolabel", "self_train"):
         tree = ast.parse((PKG / f"{stage}.py").read_text())
         assert _is_shim(tree), f"landseg/{stage}.py should only hand over to landseg.cli.{stage}"
+
+
+RUN_FOLDER_FILES = ("best.keras", "last.keras", "model_info.json", "config.yaml", "history.csv", "state.json",
+                    "hist_reference.npy", "run.lock")
+
+
+def test_run_folder_file_names_have_one_owner():
+    """Each run-folder file name appears in a string (docstrings aside) of one module only: landseg.runs.folder;
+    every other stage reaches the files through RunFolder."""
+    where: dict[str, set[str]] = {n: set() for n in RUN_FOLDER_FILES}
+    for name, _, tree in _modules():
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for file_name in RUN_FOLDER_FILES:
+                    if re.search(r"(?<![\w.-])" + re.escape(file_name), node.value):
+                        where[file_name].add(name)
+    assert where == {n: {"landseg.runs.folder"} for n in RUN_FOLDER_FILES}

@@ -18,7 +18,7 @@ def main(argv=None, prog: str = "landseg export") -> int:
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n", 1)[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a saved model (.keras); its run folder's model_info.json is read")
+    p.add_argument("--model", required=True, help="a saved model (.keras); its run folder's run artifact is read")
     p.add_argument("--format", required=True, choices=FORMATS, help="export format")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="fixed input height and width of the exported graph")

@@ -25,7 +25,7 @@ def main(argv=None, prog: str = "landseg lr_find") -> int:
         return common.USAGE
     from landseg.config import ConfigError
     from landseg.training.lr_finder import lr_find_run
-    from landseg.training.runs import OutputError
+    from landseg.runs.select import OutputError
 
     try:
         result, _ = lr_find_run(config)

@@ -33,7 +33,7 @@ def main(argv=None, prog: str = "landseg self_train") -> int:
     if config is None:
         return common.USAGE
     from landseg.config import ConfigError
-    from landseg.training.runs import OutputError
+    from landseg.runs.select import OutputError
     from landseg.training.self_train import self_train
 
     try:

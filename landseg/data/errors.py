@@ -7,6 +7,7 @@ user with ten thousand tiles needs to know *which* file to fix, not only that on
 from __future__ import annotations
 
 import os
+import re
 
 from landseg.classmaps import UnknownMaskValuesError
 
@@ -33,3 +34,16 @@ class MaskValuesError(DataError, UnknownMaskValuesError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.problem, self.values, self.counts))
+
+
+_RAISED = re.compile(r"\b(?:DataError|MaskValuesError): (.+?): (.+?)(?:\n|$)")
+
+
+def raised_inside(message: str) -> DataError | None:
+    """The :class:`DataError` a reader raised inside a ``tf.data`` function, from the text of TensorFlow's
+    error (which keeps the Python exception's message), or None."""
+    found = list(_RAISED.finditer(message))
+    if not found:
+        return None
+    path, problem = found[-1].group(1).strip(), found[-1].group(2).strip()
+    return DataError(path, problem)

@@ -199,7 +199,7 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
         agree = float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1)))
     files = [str(target)]
     if run is not None and run.hist_reference:
-        dst = out / "hist_reference.npy"
+        dst = out / Path(run.hist_reference).name
         with atomic_path(dst) as tmp:
             shutil.copyfile(run.hist_reference, tmp)
         files.append(str(dst))
@@ -228,14 +228,14 @@ def _claim_outputs(out: Path, fmt: str, model_path: str, run) -> None:
     from landseg.output_folders import claim_outputs
 
     target = out / TARGETS[fmt]
-    planned = [SIDECAR] + (["hist_reference.npy"] if run is not None and run.hist_reference else [])
+    planned = [SIDECAR] + ([Path(run.hist_reference).name] if run is not None and run.hist_reference else [])
     planned += _files_under(out, target) if fmt == "savedmodel" else [target.name]
     claim_outputs(out, "export", planned, input_files=[model_path],
                   input_dirs=[os.path.dirname(os.path.abspath(model_path))])
 
 
 def _load_run(model_path: str):
-    from landseg.run_artifact import load_run
+    from landseg.runs import load_run
 
     return load_run(model_path)
 
@@ -264,7 +264,7 @@ def _write_sidecar(path: Path, *, fmt, target, model_path, run, tile, bands, mul
             "preprocessing": "select bands and stretch with raster_normalisation (if set) to uint8; histogram-match "
                              "to hist_reference (if set); divide by 255",
             "raster_normalisation": norm,
-            "hist_reference": "hist_reference.npy" if hist_copied else None,
+            "hist_reference": Path(run.hist_reference).name if hist_copied else None,
         },
         "size_policy": {
             "tile": tile,

@@ -324,19 +324,11 @@ def needs_statistics(paths: Iterable[str | os.PathLike]) -> bool:
 
 
 # ---------------------------------------------------------------------- the run's normalisation
-RUN_NORMALISATION_FILE = "raster_normalisation.json"
-
-
 def run_normalisation(run) -> Normalisation | None:
-    """The band selection and ranges a training run saved (``raster_normalisation.json`` in its
-    folder, written by training), or None when it trained on plain 8-bit pictures."""
-    if run is None:
-        return None
-    name = (getattr(run, "raw", None) or {}).get("raster_normalisation") or RUN_NORMALISATION_FILE
-    path = os.path.join(os.fspath(run.folder), name)
-    if not os.path.isfile(path):
-        return None
-    return Normalisation.load(path)
+    """The band selection and ranges a training run saved (its run artifact's
+    :meth:`~landseg.runs.RunArtifact.raster_normalisation_file`), or None when it trained on plain 8-bit pictures."""
+    path = run.raster_normalisation_file() if run is not None else None
+    return Normalisation.load(path) if path is not None else None
 
 
 # ---------------------------------------------------------------------- masks with nodata

@@ -6,8 +6,8 @@ of 1-based band numbers to read from GeoTIFF / GDAL rasters, e.g. ``[4, 3, 2, 8]
 ``data.normalisation``: ``auto`` (rasters holding anything but uint8 get each band's 1st..99th
 percentile over the training rasters, :func:`landseg.geo.raster.band_statistics`), ``none``
 (8-bit data used as is), or a ``.json`` written by ``landseg data check --band-stats FILE``.
-The result is saved in the run folder as ``raster_normalisation.json``, which evaluation,
-prediction, pseudo-labelling and export read back (:func:`landseg.geo.raster.run_normalisation`).
+The result is saved in the run folder (:attr:`landseg.runs.RunFolder.raster_normalisation`), which
+evaluation, prediction, pseudo-labelling and export read back (:func:`landseg.geo.raster.run_normalisation`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import os
 from typing import Sequence
 
 from landseg.config_schema import DataSection
-from landseg.geo.raster import (RUN_NORMALISATION_FILE, Normalisation, band_statistics, needs_statistics,
-                                use_rasterio)
+from landseg.geo.raster import Normalisation, band_statistics, needs_statistics, use_rasterio
 
 NORMALISATION_MODES = ("auto", "none")
 
@@ -51,11 +50,3 @@ def _resolve(images: tuple[str, ...], bands: tuple[int, ...] | None, mode: str) 
     if mode == "auto" and rasters and needs_statistics(rasters):
         return band_statistics(rasters, bands)
     return Normalisation(bands)
-
-
-def save_normalisation(run_dir, norm: Normalisation | None) -> str | None:
-    if norm is None or run_dir is None:
-        return None
-    path = os.path.join(os.fspath(run_dir), RUN_NORMALISATION_FILE)
-    norm.save(path)
-    return path

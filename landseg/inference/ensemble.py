@@ -10,10 +10,10 @@ from landseg.inference.tiling import DEFAULT_SIZE_MULTIPLE
 
 # ----------------------------------------------------------------------------- loading
 def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
-    """Load a saved model and its training run's artifact (:func:`landseg.run_artifact.load_run`)."""
+    """Load a saved model and its training run's artifact (:func:`landseg.runs.load_run`)."""
     from landseg.model_files import check_keras_file, load_keras_model
     from landseg.models.fold import fold_batchnorm
-    from landseg.run_artifact import load_run
+    from landseg.runs import load_run
 
     path = os.fspath(path)
     check_keras_file(path)
@@ -59,7 +59,7 @@ def ensemble_classmap(entries: Sequence[ModelEntry], dataset: str | None = None)
     else:
         cm = next((e.run.classmap for e in entries if e.run is not None), None)
         if cm is None:
-            raise ValueError("no class map: the models have no model_info.json beside them; pass --dataset NAME")
+            raise ValueError("no class map: the models have no run artifact beside them; pass --dataset NAME")
     n = entries[0].num_classes
     if cm.num_classes != n:
         raise ValueError(f"class map {cm.name!r} has {cm.num_classes} classes but the models predict {n}")

@@ -7,7 +7,7 @@ writes to the output folder: ``metrics.json`` and ``metrics.md`` (per-class IoU 
 with the absent-class policy named, pixel accuracy), ``confusion_matrix.png`` (row-normalized),
 ``per_image.csv`` and ``panels_best.png`` / ``panels_worst.png`` (image / target / prediction).
 
-What the training run fixed is read from its run artifact (:mod:`landseg.run_artifact`), never
+What the training run fixed is read from its run artifact (:mod:`landseg.runs.artifact`), never
 re-derived: the class map, how unknown mask colours are treated (a run trained with
 ``data.unknown_mask_values: ignore`` scores those pixels as "no label"), and the validation
 split (``split="val"`` scores exactly the run's validation files).
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from landseg.inference.predict import PredictorSettings
+from landseg.runs import RunFolder
 from landseg.inference.progress import Progress, progress_bar
 from landseg import metrics
 from landseg.io_utils import write_json, write_text
@@ -94,7 +95,8 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
     run_data = run_cfg.get("data", {})
     dataset = dataset or run_data.get("name")
     if dataset is None:
-        raise ValueError("no dataset: the model has no run artifact (model_info.json + config.yaml); give --dataset")
+        raise ValueError(f"no dataset: the model has no run artifact ({RunFolder.INFO} + {RunFolder.CONFIG}); "
+                         "give --dataset")
     classmap_name, layout = resolve_dataset(dataset, layout=layout or (run_data.get("layout") if run_data.get("name") == dataset else None))
     classmap = run.classmap if run is not None else resolve_classmap(classmap_name)
     if unknown_mask_values is None:
@@ -236,7 +238,7 @@ def report(out: Path, *, model: str, dataset: str, classmap, split_info: dict, t
         "settings": settings,
         "seconds": round(seconds, 1),
     }
-    write_json(out / "metrics.json", result)
+    write_json(out / METRICS_JSON, result)
 
     # per-image CSV
     buf = io.StringIO()
@@ -289,7 +291,8 @@ def report(out: Path, *, model: str, dataset: str, classmap, split_info: dict, t
     return result
 
 
-REPORT_FILES = ("metrics.json", "metrics.md", "per_image.csv", "confusion_matrix.png", "panels_best.png",
+METRICS_JSON = "metrics.json"
+REPORT_FILES = (METRICS_JSON, "metrics.md", "per_image.csv", "confusion_matrix.png", "panels_best.png",
                 "panels_worst.png")
 
 
@@ -318,7 +321,7 @@ def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout
     if plan.classmap.num_classes != entries[0].num_classes:
         raise ValueError(f"{models[0]} predicts {entries[0].num_classes} classes but {plan.classmap.name!r} "
                          f"has {plan.classmap.num_classes}")
-    out = Path(output or Path(models[0]).resolve().parent / f"eval_{plan.dataset}_{split}")
+    out = Path(output or RunFolder.of_model(Path(models[0]).resolve()).eval_dir(plan.dataset, split))
     from landseg.io_utils import check_writable_dir
 
     check_writable_dir(out)  # before any scene is scored

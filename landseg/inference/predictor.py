@@ -44,7 +44,7 @@ class ModelEntry:
     hist_reference: np.ndarray | None = None
     size_multiple: int = DEFAULT_SIZE_MULTIPLE
     logits: bool = False
-    run: object | None = None  # landseg.run_artifact.RunArtifact of the model's training run, if any
+    run: object | None = None  # landseg.runs.RunArtifact of the model's training run, if any
 
     @property
     def num_classes(self) -> int:

@@ -5,9 +5,9 @@
 inline pictures. The command line is :mod:`landseg.cli.report`.
 """
 
-from landseg.report.collect import (EvalResult, ReportError, RunData, config_differences, find_evals, load_run,
-                                    load_runs)
+from landseg.report.collect import (EvalResult, ReportError, RunData, config_differences, find_evals, load_runs,
+                                    read_run_data)
 from landseg.report.html import external_references, render_report, write_report
 
-__all__ = ["EvalResult", "ReportError", "RunData", "config_differences", "find_evals", "load_run", "load_runs",
+__all__ = ["EvalResult", "ReportError", "RunData", "config_differences", "find_evals", "read_run_data", "load_runs",
            "external_references", "render_report", "write_report"]

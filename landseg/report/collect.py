@@ -1,13 +1,11 @@
 """Read what training and evaluation wrote into run folders, for a side-by-side report.
 
-A training run folder (``<run.output_dir>/<name>/``) holds ``config.yaml``, ``state.json`` (epochs,
-best validation mIoU, per-epoch history), ``history.csv``, ``model_info.json`` (model, options,
-class map), ``per_class_iou.json`` (validation IoU of the best model), ``confusion_matrix.png``,
-``predictions.png`` (image / target / prediction of fixed validation crops) and
-``learning_curves.png``. ``python -m landseg.evaluate`` writes ``metrics.json`` (held-out scores,
-per-class IoU, confusion matrix), ``confusion_matrix.png`` and ``panels_best/worst.png`` into
-``<run>/eval_<dataset>_<split>/`` by default, or into the folder ``--output`` names; such folders
-are found through the ``model`` path their ``metrics.json`` records.
+A training run folder is read through :class:`landseg.runs.RunFolder` (config, state with the
+per-epoch history, run artifact, validation per-class IoU of the best model, confusion matrix,
+prediction panels and learning curves). ``python -m landseg.evaluate`` writes ``metrics.json``
+(held-out scores, per-class IoU, confusion matrix), ``confusion_matrix.png`` and
+``panels_best/worst.png`` into the run's evaluation folders by default, or into the folder
+``--output`` names; such folders are found through the ``model`` path their ``metrics.json`` records.
 
 Everything here only reads; missing pieces (an unfinished run without ``per_class_iou.json``, a
 run never evaluated) are left empty and shown as such, never guessed.
@@ -23,14 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import yaml
+from landseg.runs import RunFolder
 
-CONFIG_FILE = "config.yaml"
-STATE_FILE = "state.json"
-MODEL_INFO_FILE = "model_info.json"
-HISTORY_FILE = "history.csv"
-PER_CLASS_FILE = "per_class_iou.json"
-EVAL_METRICS_FILE = "metrics.json"
+EVAL_METRICS_FILE = "metrics.json"  # what landseg.evaluate writes (landseg.inference.evaluate.METRICS_JSON)
 # Keys that name or place a run rather than change what it trains: never listed as differences.
 _NOT_A_DIFFERENCE = {"run.name", "run.output_dir", "run.tensorboard_dir", "run.resume", "train.verbose",
                      "train.resume_from"}
@@ -207,8 +200,9 @@ def _timing(run_dir: Path, state: dict) -> tuple[float | None, float | None, str
     wall, cpu = t.get("wall_seconds"), t.get("cpu_seconds")
     if wall is not None or cpu is not None:
         return (float(wall) if wall is not None else None, float(cpu) if cpu is not None else None, "recorded")
-    start_file = run_dir / CONFIG_FILE
-    ends = [run_dir / n for n in (STATE_FILE, HISTORY_FILE, "last.keras", "predictions.png", PER_CLASS_FILE)]
+    folder = RunFolder(run_dir)
+    start_file = folder.config_file
+    ends = [folder.state_file, folder.history, folder.last, folder.predictions, folder.per_class_json]
     ends = [p.stat().st_mtime for p in ends if p.is_file()]
     if not start_file.is_file() or not ends or not state.get("epochs_completed"):
         return None, None, ""
@@ -246,7 +240,7 @@ def find_evals(run_dir: Path, eval_dirs: Sequence[Path] = ()) -> list[EvalResult
     ``metrics.json`` names a model file in this run folder (searched up to three levels deep).
     Ensemble evaluations (``settings.ensemble`` lists several models) are left out."""
     found: dict[Path, EvalResult] = {}
-    candidates = sorted(p.parent for p in run_dir.glob(f"eval_*/{EVAL_METRICS_FILE}"))
+    candidates = sorted(d for d in RunFolder(run_dir).eval_dirs() if (d / EVAL_METRICS_FILE).is_file())
     for root in eval_dirs:
         root = Path(root)
         for depth in ("", "*/", "*/*/", "*/*/*/"):
@@ -266,27 +260,26 @@ def find_evals(run_dir: Path, eval_dirs: Sequence[Path] = ()) -> list[EvalResult
     return list(found.values())
 
 
-def load_run(path: str | os.PathLike, eval_dirs: Sequence[str | os.PathLike] = (), label: str | None = None) -> RunData:
-    """Read one training run folder; raises :class:`ReportError` when it is not one."""
+def read_run_data(path: str | os.PathLike, eval_dirs: Sequence[str | os.PathLike] = (),
+                  label: str | None = None) -> RunData:
+    """Read one training run folder for the report; raises :class:`ReportError` when it is not one."""
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such folder")
-    config_path = run_dir / CONFIG_FILE
-    state = _read_json(run_dir / STATE_FILE)
-    if not config_path.is_file() or state is None:
-        raise ReportError(f"{run_dir}: not a training run folder ({CONFIG_FILE} and {STATE_FILE} expected; "
-                          "it is written by python -m landseg.train)")
+    folder = RunFolder(run_dir)
+    state = _read_json(folder.state_file)
+    if not folder.config_file.is_file() or state is None:
+        raise ReportError(f"{run_dir}: not a training run folder ({RunFolder.CONFIG} and {RunFolder.STATE} "
+                          "expected; it is written by python -m landseg.train)")
     try:
-        with open(config_path) as f:
-            config = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ReportError(f"{config_path}: cannot be read ({e})") from None
-    images = {n: run_dir / f"{n}.png" for n in ("confusion_matrix", "predictions", "learning_curves")
-              if (run_dir / f"{n}.png").is_file()}
+        config = folder.read_config() or {}
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{folder.config_file}: cannot be read ({e})") from None
+    images = {p.stem: p for p in (folder.confusion, folder.predictions, folder.curves) if p.is_file()}
     wall, cpu, source = _timing(run_dir, state)
     return RunData(label=label or run_dir.name, path=run_dir, config=config, state=state,
-                   model_info=_read_json(run_dir / MODEL_INFO_FILE),
-                   history=read_history(run_dir / HISTORY_FILE, state), per_class=_read_json(run_dir / PER_CLASS_FILE),
+                   model_info=_read_json(folder.info_file),
+                   history=read_history(folder.history, state), per_class=_read_json(folder.per_class_json),
                    images=images, evals=find_evals(run_dir, [Path(d) for d in eval_dirs]),
                    wall_seconds=wall, cpu_seconds=cpu, timing_source=source)
 
@@ -309,7 +302,7 @@ def load_runs(paths: Iterable[str | os.PathLike], eval_dirs: Sequence[str | os.P
     resolved = [p.resolve() for p in paths]
     if len(set(resolved)) != len(resolved):
         raise ReportError("the same run folder is given twice")
-    return [load_run(p, eval_dirs, label) for p, label in zip(paths, unique_labels(paths))]
+    return [read_run_data(p, eval_dirs, label) for p, label in zip(paths, unique_labels(paths))]
 
 
 # ---------------------------------------------------------------------- comparing

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from landseg.runs import RunFolder
 from landseg.report.collect import (EvalResult, ReportError, RunData, best_indices, class_union, config_differences,
                                     load_runs, same_preview_scenes)
 
@@ -132,13 +133,13 @@ def runs_table(runs: Sequence[RunData], colours: Sequence[str]) -> str:
                      "did not record its time (trained before landseg recorded it); it leaves out data preparation "
                      "and includes pauses of a resumed run.")
     if any(r.timing_source == "recorded" for r in runs):
-        notes.append("Wall and CPU time recorded by the run (state.json): its epochs (training, validation, "
+        notes.append(f"Wall and CPU time recorded by the run ({RunFolder.STATE}): its epochs (training, validation, "
                      "checkpoints) summed over resumes, without data preparation, model building and final reports; "
                      "CPU time counts every thread of the process, so it exceeds wall time on several cores.")
     if not all(r.cpu_seconds is not None for r in runs):
         notes.append("CPU time –: not recorded (runs trained before landseg recorded it).")
-    notes.append("best val mIoU: the epoch-end validation score that chose best.keras; val mIoU, best model: "
-                 "best.keras re-scored on the whole validation set after training (per_class_iou.json).")
+    notes.append(f"best val mIoU: the epoch-end validation score that chose {RunFolder.BEST}; val mIoU, best model: "
+                 f"{RunFolder.BEST} re-scored on the whole validation set after training ({RunFolder.PER_CLASS}.json).")
     if any_eval:
         notes.append("Held-out figures: python -m landseg.evaluate on whole scenes (metrics.json); mIoU leaves out "
                      "classes absent from target and prediction.")

@@ -27,7 +27,6 @@ import io
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -35,8 +34,8 @@ import keras
 import numpy as np
 
 from landseg.config_schema import ScheduleSection
-from landseg.io_utils import atomic_path, write_text
-from landseg.training import runs
+from landseg.io_utils import write_text
+from landseg.runs import RunFolder
 
 
 
@@ -170,7 +169,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, run_dir: Path, state: dict, nan_guard: NaNGuard, patience: int = 0):
         super().__init__()
-        self.run_dir, self.state, self.nan_guard, self.patience = Path(run_dir), state, nan_guard, patience
+        self.folder, self.state, self.nan_guard, self.patience = RunFolder(run_dir), state, nan_guard, patience
         state.setdefault("history", [])
         state.setdefault("best_val_miou", None)
         state.setdefault("best_epoch", None)
@@ -179,11 +178,6 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = (time.perf_counter(), time.process_time())
-
-    def _save(self, name: str) -> None:
-        path = self.run_dir / name
-        with atomic_path(path) as tmp:
-            self.model.save(tmp)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.nan_guard.failed is not None:
@@ -199,31 +193,26 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.state["wait"] = 0
         else:
             self.state["wait"] += 1
-        self._save("last.keras")
-        if improved:  # the same model: copy the file instead of serialising it again (a 24M-parameter
-            # UNet's .keras with its Adam state is ~290 MB: ~1.3 CPU-s to save, ~0.1 to copy)
-            with atomic_path(self.run_dir / "best.keras") as tmp:
-                shutil.copyfile(self.run_dir / "last.keras", tmp)
-        runs.save_optimizer_state(self.model.optimizer, self.run_dir / "last_optimizer.npz")
+        self.folder.save_checkpoint(self.model, improved)
         self.state["history"] = [r for r in self.state["history"] if r["epoch"] <= epoch] + [row]
         self.state["epochs_completed"] = epoch + 1
-        write_history_csv(self.run_dir / "history.csv", self.state["history"])
+        write_history_csv(self.folder.history, self.state["history"])
         try:
             from landseg.plots import plot_learning_curves
 
-            plot_learning_curves(self.run_dir / "history.csv", self.run_dir / "learning_curves.png", metric="miou")
+            plot_learning_curves(self.folder.history, self.folder.curves, metric="miou")
         except Exception as e:  # a plot must never kill a training
             log.warning(f"\nlearning curves not drawn: {e}")
         t0 = getattr(self, "_t0", None)
         if t0 is not None:
             self.state["wall_seconds"] = round(self.state.get("wall_seconds", 0.0) + time.perf_counter() - t0[0], 2)
             self.state["cpu_seconds"] = round(self.state.get("cpu_seconds", 0.0) + time.process_time() - t0[1], 2)
-        runs.write_state(self.run_dir, self.state)
+        self.folder.write_state(self.state)
         if self.patience and self.state["wait"] >= self.patience:
             log.info(f"\nearly stopping: val mIoU has not improved for {self.patience} epochs "
                   f"(best {self.state['best_val_miou']:.4f} at epoch {self.state['best_epoch']})")
             self.state["early_stopped"] = epoch + 1
-            runs.write_state(self.run_dir, self.state)
+            self.folder.write_state(self.state)
             self.model.stop_training = True
 
 

@@ -76,7 +76,7 @@ def plan_folds(config: cfg.Config, k: int, seed: int | None = None) -> list[Fold
 
 # ----------------------------------------------------------------------------- folders
 def cv_name(config: cfg.Config, k: int) -> str:
-    from landseg.training.runs import default_run_name
+    from landseg.runs.select import default_run_name
 
     return f"{default_run_name(config)}-cv{k}"
 
@@ -95,7 +95,7 @@ def _check_same_recipe(cv_dir: Path, config: cfg.Config, folds: list[Fold]) -> N
     import json
 
     from landseg.bounded_yaml import load_file
-    from landseg.training.runs import comparable_config
+    from landseg.runs.select import comparable_config
 
     saved = cv_dir / CV_CONFIG
     if saved.is_file():
@@ -128,9 +128,11 @@ def prepare_cv_dir(config: cfg.Config, folds: list[Fold], seeds: list[int]) -> P
 
 # ----------------------------------------------------------------------------- one fold
 def _finished(run_dir: Path, config: cfg.Config) -> bool:
-    from landseg.training.runs import comparable_config, read_run_config, read_state
+    from landseg.runs import RunFolder
+    from landseg.runs.select import comparable_config
 
-    state, saved = read_state(run_dir), read_run_config(run_dir)
+    folder = RunFolder(run_dir)
+    state, saved = folder.read_state(), folder.read_config()
     return bool(state and state.get("finished")) and saved is not None and \
         comparable_config(saved) == comparable_config(config)
 
@@ -149,16 +151,17 @@ def run_fold(config: cfg.Config, cv_dir: Path, fold: Fold, seed: int, settings=N
     if not _finished(run_dir, fc):
         run_dir = Path(run_training(fc))
         keras.backend.clear_session()
-    metrics = run_dir / EVAL_DIR / "metrics.json"
-    best = run_dir / "best.keras"
-    if not metrics.is_file() or metrics.stat().st_mtime < best.stat().st_mtime:
-        evaluate_models([best], split="val", output=run_dir / EVAL_DIR, settings=settings)
+    from landseg.inference.evaluate import METRICS_JSON
+    from landseg.runs import RunFolder
+
+    folder = RunFolder(run_dir)
+    metrics = folder.file(EVAL_DIR) / METRICS_JSON
+    if not metrics.is_file() or metrics.stat().st_mtime < folder.best.stat().st_mtime:
+        evaluate_models([folder.best], split="val", output=metrics.parent, settings=settings)
         keras.backend.clear_session()
     with open(metrics) as f:
         result = json.load(f)
-    with open(run_dir / "state.json") as f:
-        state = json.load(f)
-    return fold_result(result, fold, seed, run_dir, state)
+    return fold_result(result, fold, seed, run_dir, folder.read_state())
 
 
 def fold_result(metrics: dict, fold: Fold, seed: int, run_dir: Path, state: dict) -> dict:

@@ -3,8 +3,6 @@ prediction panels, learning curves), and the run marked finished."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from landseg.training.setup import predict_local
@@ -38,28 +36,28 @@ def finish(model, run_dir, state, classmap, val_ds, val_steps, preview, tb, dive
     """Final reports from the best model: per-class IoU, confusion matrix, prediction panels."""
     from landseg import plots
     from landseg.io_utils import write_json, write_text
-    from landseg.training import runs
+    from landseg.runs import RunFolder
 
-    best_path = run_dir / "best.keras"
-    if not best_path.is_file():
+    folder = RunFolder(run_dir)
+    if not folder.best.is_file():
         return
-    model.load_weights(best_path)
+    model.load_weights(folder.best)
     cm = confusion_on(model, val_ds, val_steps, classmap.num_classes, classmap.ignore_index)
     data, md = per_class_table(classmap, cm)
     data["best_epoch"] = state.get("best_epoch")
-    write_json(run_dir / "per_class_iou.json", data)
-    write_text(run_dir / "per_class_iou.md", f"# Per-class IoU on validation (best epoch {state.get('best_epoch')})\n\n" + md)
-    plots.plot_confusion_matrix(cm, classmap.class_names, run_dir / "confusion_matrix.png", normalize=True)
+    write_json(folder.per_class_json, data)
+    write_text(folder.per_class_md, f"# Per-class IoU on validation (best epoch {state.get('best_epoch')})\n\n" + md)
+    plots.plot_confusion_matrix(cm, classmap.class_names, folder.confusion, normalize=True)
     step = int(state.get("epochs_completed", 0))
     tb.write_image("confusion_matrix", plots.confusion_matrix_array(cm, classmap.class_names, normalize=True), step - 1)
     if preview is not None:
         images, targets = preview
         preds = np.argmax(predict_local(model, images), axis=-1)
-        plots.plot_panels(images, targets, preds, classmap, run_dir / "predictions.png")
-    if os.path.isfile(run_dir / "history.csv"):
-        plots.plot_learning_curves(run_dir / "history.csv", run_dir / "learning_curves.png", metric="miou")
+        plots.plot_panels(images, targets, preds, classmap, folder.predictions)
+    if folder.history.is_file():
+        plots.plot_learning_curves(folder.history, folder.curves, metric="miou")
     if not diverged:
         state["finished"] = True
     state["val_miou_best_model"] = data["mean_iou"]
-    runs.write_state(run_dir, state)
+    folder.write_state(state)
 

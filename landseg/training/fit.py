@@ -14,8 +14,8 @@ from pathlib import Path
 
 from landseg import config as cfg
 from landseg.config_schema import RunSection
-from landseg.run_artifact import save_run, split_record
-from landseg.training import runs
+from landseg.runs import RunFolder, save_run, split_record
+from landseg.runs import select as runs
 from landseg.training.setup import (build_datasets, cardinality, check_crop_size, check_step_memory, compile_model, is_chief,
                                     make_miou_metric, make_strategy, prepare_data, preview_batch, restore_optimizer,
                                     unfreeze_all)
@@ -70,7 +70,7 @@ def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Pa
 
         chief_dir, run_dir = run_dir, Path(tempfile.mkdtemp(prefix=f"landseg-worker-{name}-"))
         if state is not None:  # resuming: start from the chief's last epoch too (its folder is only read)
-            shutil.copytree(chief_dir, run_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("run.lock"))
+            shutil.copytree(chief_dir, run_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(RunFolder.LOCK))
         try:
             _run_locked(config, run_dir, state, run_dir / "tensorboard", size_multiple, callbacks, strategy, t_start)
             return chief_dir
@@ -87,14 +87,19 @@ def _run_locked(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: P
         runs.check_writable(run_dir)
         runs.check_writable(tb_dir)
         from landseg.io_utils import remove_stale_temps
-        from landseg.training.lock import RunLock
+        from landseg.runs.lock import RunLock
 
         with RunLock(run_dir):  # a second copy of this run stops here, naming the holder
-            state = runs.read_state(run_dir) if state is not None else None  # as the previous holder left it
+            state = RunFolder(run_dir).read_state() if state is not None else None  # as the previous holder left it
             removed = remove_stale_temps(run_dir)
             if removed:
                 log.info(f"{run_dir}: removed {len(removed)} temporary file(s) of an interrupted save: {', '.join(removed)}")
-            return _train(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
+            try:
+                return _train(config, run_dir, state, tb_dir, size_multiple, callbacks, strategy, t_start)
+            except Exception as e:  # a file TF failed on (while counting, previewing, fitting or scoring): name it
+                _raise_out_of_memory(e, config)
+                _raise_data_error(e, config)
+                raise
     except BaseException:
         for d in created:  # a run that stopped before writing anything leaves no empty folder behind
             try:
@@ -118,6 +123,7 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
     strategy = strategy or make_strategy(t.strategy)
     replicas = strategy.num_replicas_in_sync
 
+    folder = RunFolder(run_dir)
     resumed = state is not None
     if resumed:
         log.info(f"resuming {run_dir} after epoch {state['epochs_completed']} of {t.epochs}")
@@ -125,7 +131,7 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
         state = {"epochs_completed": 0, "finished": False}
         log.info(f"run folder: {run_dir}")
 
-    train, val, classmap, hist_ref, hist_file = prepare_data(config, run_dir)
+    train, val, classmap, hist_ref = prepare_data(config, folder)
     batch = int(t.batch_size)
     train_ds, val_ds = build_datasets(config, train, val, classmap, hist_ref, batch)
     steps = t.steps_per_epoch or cardinality(train_ds)
@@ -166,21 +172,21 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
     if resumed:
         _resume_weights(model, run_dir, state, strategy)
     else:
-        runs.write_config(run_dir, config)
+        folder.write_config(config.to_dict())
         d = config.data
         save_run(run_dir, model=config.model.name, model_options=config.model.options, classmap=classmap,
-                 bands=bands, size_multiple=size_multiple, hist_reference=hist_file,
+                 bands=bands, size_multiple=size_multiple, hist_reference=hist_ref is not None,
                  unknown_mask_values=d.unknown_mask_values,
                  split=split_record(train, val, val_fraction=d.val_fraction, seed=d.split_seed,
                                     by_group=d.split_by_group, val_groups=d.val_groups))
-        runs.write_state(run_dir, state)
+        folder.write_state(state)
 
     if t.lr_find and not resumed:
         from landseg.training.lr_finder import find_lr
 
         result = find_lr(model, train_ds, config, run_dir)
         state["lr_found"] = float(result["suggestion"])
-        runs.write_state(run_dir, state)
+        folder.write_state(state)
         log.info(f"lr finder suggests {result['suggestion']:.3g}; training with it")
     base_lr = float(state.get("lr_found") or config.optimizer.lr)
 
@@ -208,10 +214,8 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
         try:
             model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps,
                       validation_steps=val_steps, callbacks=cb_list, verbose=t.verbose, shuffle=False)
-        except Exception as e:  # a file TF could not decode: name it (tf.data's error does not)
+        except Exception as e:
             _raise_worker_lost(e, strategy, state)
-            _raise_out_of_memory(e, config)
-            _raise_data_error(e, list(train) + list(val), config)
             raise
         if nan_guard.failed or model.stop_training and state.get("early_stopped"):
             break
@@ -224,7 +228,7 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
     if nan_guard.failed:
         best = state.get("best_val_miou")
         kept = (f"the best model so far (val mIoU {best:.4f}, epoch {state['best_epoch']}) is kept in "
-                f"{run_dir / 'best.keras'}" if best is not None else "no epoch finished, so there is no best model")
+                f"{folder.best}" if best is not None else "no epoch finished, so there is no best model")
         raise TrainingDiverged(f"training stopped: {nan_guard.failed}; {kept}. Try a lower optimizer.lr, "
                                "optimizer.clipnorm, or train.mixed_precision=false.")
     return run_dir
@@ -252,18 +256,19 @@ def _resume_weights(model, run_dir: Path, state: dict, strategy) -> None:
     ``last.keras`` is corrupt, e.g. cut short by a full disk."""
     from landseg.model_files import ModelFileError, keras_file_problem
 
-    last, best = run_dir / "last.keras", run_dir / "best.keras"
+    folder = RunFolder(run_dir)
+    last, best = folder.last, folder.best
     problem = keras_file_problem(last)
     with strategy.scope():  # built first, so Keras restores (not skips) the optimizer variables
         model.optimizer.build(model.trainable_variables)
     if problem is None:
         model.load_weights(last)
-        restore_optimizer(model, run_dir / "last_optimizer.npz", strategy)
+        restore_optimizer(model, folder, strategy)
         return
     best_epoch = state.get("best_epoch")
     best_problem = keras_file_problem(best)
     if best_problem is not None or not best_epoch:
-        raise ModelFileError(last, f"{problem}; best.keras cannot replace it ({best_problem or 'no best epoch'}). "
+        raise ModelFileError(last, f"{problem}; {best.name} cannot replace it ({best_problem or 'no best epoch'}). "
                              f"Start the run anew (run.resume=never, or delete {run_dir})")
     log.warning(f"{last}: {problem}; resuming from {best} (epoch {best_epoch}) instead, with a fresh optimizer state; "
                 f"epochs after {best_epoch} are trained again")
@@ -299,17 +304,22 @@ def _raise_out_of_memory(error: Exception, config: cfg.Config) -> None:
             "use train.grad_accum_steps for the same effective batch); completed epochs are saved") from None
 
 
-def _raise_data_error(error: Exception, samples, config: cfg.Config) -> None:
-    """When ``error`` is TensorFlow failing on input data, find the file by decoding each one and
-    raise the project's :class:`~landseg.data.errors.DataError` naming it; otherwise return."""
+def _raise_data_error(error: Exception, config: cfg.Config) -> None:
+    """When ``error`` is TensorFlow failing on input data, raise the project's
+    :class:`~landseg.data.errors.DataError` naming the file, the same one line a reader raises outside
+    tf.data: the one TensorFlow's message carries, else found by decoding each file; otherwise return."""
     import tensorflow as tf
 
     if not isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.UnknownError)):
         return
-    from landseg.data.errors import DataError
+    from landseg.data.errors import DataError, raised_inside
     from landseg.data.integrity import find_unreadable
 
-    bad = find_unreadable(samples, config.data.classmap,
+    bad = raised_inside(str(error))
+    if bad is not None:
+        raise bad from None
+    train, val, _, _ = prepare_data(config)
+    bad = find_unreadable(list(train) + list(val), config.data.classmap,
                           unknown_to_ignore=config.data.unknown_mask_values == "ignore")
     if bad is not None:
         raise bad from None

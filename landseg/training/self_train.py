@@ -34,7 +34,8 @@ def self_train(config: Config, rounds: int, unlabelled: str, threshold: float, *
     :class:`landseg.inference.predict.PredictorSettings` for pseudo-labelling."""
     from landseg.inference.predict import PredictorSettings
     from landseg.inference.pseudolabel import pseudolabel
-    from landseg.training import runs
+    from landseg.runs import RunFolder
+    from landseg.runs import select as runs
     from landseg.training.fit import run_training
 
     if rounds < 1:
@@ -49,7 +50,7 @@ def self_train(config: Config, rounds: int, unlabelled: str, threshold: float, *
         record["rounds"].append({"round": 0, "model": model, "trained": False})
     else:
         run_dir = run_training(copy.deepcopy(config))
-        model = str(Path(run_dir) / "best.keras")
+        model = str(RunFolder(run_dir).best)
         record["rounds"].append({"round": 0, "run_dir": str(run_dir), "model": model, "trained": True})
     write_json(work / "self_train.json", record)
     for r in range(1, rounds + 1):
@@ -59,7 +60,7 @@ def self_train(config: Config, rounds: int, unlabelled: str, threshold: float, *
             raise RuntimeError(f"round {r}: no unlabelled image could be pseudo-labelled")
         c = round_config(config, base, r, str(pseudo_dir), model if warm_start else None)
         run_dir = run_training(c)
-        model = str(Path(run_dir) / "best.keras")
+        model = str(RunFolder(run_dir).best)
         record["rounds"].append({"round": r, "pseudo_dir": str(pseudo_dir.resolve()), "fraction_labelled": summary["fraction_labelled"],
                                  "pseudo_images": len(summary["images"]), "pseudo_failed": len(summary["failed"]),
                                  "run_dir": str(run_dir), "model": model, "trained": True})

@@ -185,12 +185,11 @@ def compile_model(model, config: cfg.Config, classmap, miou) -> None:
                   loss=make_loss(config, classmap), metrics=[miou], jit_compile=t.jit_compile)
 
 
-def restore_optimizer(model, path: Path, strategy) -> None:
-    from landseg.training.runs import load_optimizer_state
-
+def restore_optimizer(model, run_folder, strategy) -> None:
+    """The optimizer state of the run folder's last completed epoch (:class:`landseg.runs.RunFolder`)."""
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
-    load_optimizer_state(model.optimizer, path)
+    run_folder.load_optimizer_state(model.optimizer)
 
 
 # ---------------------------------------------------------------------- data
@@ -204,8 +203,9 @@ def dataset_folder(config: cfg.Config) -> str:
     return str(ensure_synthetic_dataset(d.data_dir, n_images=d.synthetic.n_images, size=d.synthetic.size))
 
 
-def prepare_data(config: cfg.Config, run_dir: Path | None):
-    """Train/val samples, class map and histogram reference (saved into the run folder)."""
+def prepare_data(config: cfg.Config, run_folder=None):
+    """Train/val samples, class map and histogram reference; the reference and the raster settings are
+    saved into ``run_folder`` (a :class:`landseg.runs.RunFolder`) when given."""
     from landseg.classmaps import get_classmap
     from landseg.data.layouts import discover, split_samples
     from landseg.data.pseudo_labels import load_pseudo_labelled
@@ -230,10 +230,12 @@ def prepare_data(config: cfg.Config, run_dir: Path | None):
         raise cfg.ConfigError(str(e)) from None
     for folder in d.pseudo_label_dirs:
         train = list(train) + list(load_pseudo_labelled(folder))
-    from landseg.geo.training import band_count, resolve_normalisation, save_normalisation
+    from landseg.geo.training import band_count, resolve_normalisation
 
-    save_normalisation(run_dir, resolve_normalisation(d, train))  # GeoTIFF band selection and stretch
-    hist_ref, hist_file = None, None
+    norm = resolve_normalisation(d, train)  # GeoTIFF band selection and stretch
+    if run_folder is not None and norm is not None:
+        norm.save(run_folder.raster_normalisation)
+    hist_ref = None
     if d.hist_reference != "none":
         from landseg.data import histogram
 
@@ -241,10 +243,9 @@ def prepare_data(config: cfg.Config, run_dir: Path | None):
             hist_ref = histogram.compute_reference([s.image for s in train], bands=band_count(d.bands))
         else:
             hist_ref = histogram.load_reference(d.hist_reference)
-        if run_dir is not None:
-            hist_file = "hist_reference.npy"
-            histogram.save_reference(run_dir / hist_file, hist_ref)
-    return train, val, classmap, hist_ref, hist_file
+        if run_folder is not None:
+            histogram.save_reference(run_folder.hist_reference, hist_ref)
+    return train, val, classmap, hist_ref
 
 
 def build_datasets(config: cfg.Config, train, val, classmap, hist_ref, global_batch: int):

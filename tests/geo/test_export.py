@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("landseg.run_artifact", reason="the run artifact module arrives with the restructure")
+pytest.importorskip("landseg.runs", reason="the run artifact module arrives with the restructure")
 from landseg.export import TOLERANCES, ExportError, check_sample, export_model, run_onnx, run_tflite
 
 from geo_helpers import tiny_model
@@ -15,14 +15,15 @@ from geo_helpers import tiny_model
 def saved(tmp_path_factory):
     """A tiny 4-band model saved with a run artifact and a raster normalisation beside it."""
     from landseg.classmaps import get_classmap
-    from landseg.geo.raster import RUN_NORMALISATION_FILE, Normalisation
-    from landseg.run_artifact import save_run
+    from landseg.geo.raster import Normalisation
+    from landseg.runs import RunFolder
+    from landseg.runs import save_run
 
     d = tmp_path_factory.mktemp("run")
     model = tiny_model(6, 4, seed=3)
     model.save(d / "best.keras")
     save_run(d, model="test_tiny", model_options={}, classmap=get_classmap("synthetic"), bands=4, size_multiple=4)
-    Normalisation(bands=(1, 2, 3, 4), lo=(10,) * 4, hi=(3000,) * 4).save(d / RUN_NORMALISATION_FILE)
+    Normalisation(bands=(1, 2, 3, 4), lo=(10,) * 4, hi=(3000,) * 4).save(RunFolder(d).raster_normalisation)
     return model, d / "best.keras"
 
 
@@ -51,7 +52,7 @@ def test_cse_unet_exports_to_onnx(tmp_path):
     """The real model (custom layers, bilinear upsampling) through Keras' ONNX exporter."""
     from landseg.classmaps import get_classmap
     from landseg.models import build_model
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
 
     model = build_model("cse_unet", 6, input_shape=(None, None, 3), base_width=4)
     model.save(tmp_path / "best.keras")

@@ -12,7 +12,7 @@ from geo_helpers import CRS, smooth_image, tiny_model, write_geotiff
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     from landseg.classmaps import get_classmap
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
 
     d = tmp_path_factory.mktemp("run")
     tiny_model(6, 3, seed=21).save(d / "best.keras")
@@ -66,13 +66,14 @@ def test_export_cli(saved_model, tmp_path, capsys):
 def uint16_run(tmp_path_factory):
     """A 4-band model whose run selects bands 1, 2, 4, 5 of 5-band uint16 rasters, and such a dataset."""
     from landseg.classmaps import get_classmap
-    from landseg.geo.raster import RUN_NORMALISATION_FILE, Normalisation
-    from landseg.run_artifact import save_run
+    from landseg.geo.raster import Normalisation
+    from landseg.runs import RunFolder
+    from landseg.runs import save_run
 
     d = tmp_path_factory.mktemp("run16")
     tiny_model(6, 4, seed=31).save(d / "best.keras")
     save_run(d, model="test_tiny", model_options={}, classmap=get_classmap("synthetic"), bands=4, size_multiple=4)
-    Normalisation(bands=(1, 2, 4, 5), lo=(100,) * 4, hi=(9000,) * 4).save(d / RUN_NORMALISATION_FILE)
+    Normalisation(bands=(1, 2, 4, 5), lo=(100,) * 4, hi=(9000,) * 4).save(RunFolder(d).raster_normalisation)
     data = tmp_path_factory.mktemp("data16")
     (data / "images").mkdir()
     (data / "masks").mkdir()

@@ -35,7 +35,7 @@ def test_train_on_uint16_geotiffs_then_predict(geo_folder, tmp_path):
     from landseg.geo.raster import run_normalisation
     from landseg.geo.windowed import predict_raster
     from landseg.inference import Predictor, load_entry
-    from landseg.run_artifact import load_run
+    from landseg.runs import load_run
     from landseg.training import run_training
 
     config = {

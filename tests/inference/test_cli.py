@@ -15,7 +15,7 @@ CLASSMAP = "synthetic"  # 6 classes
 
 
 def save_model(model, folder: Path, name="best.keras") -> Path:
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name

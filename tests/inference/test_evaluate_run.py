@@ -13,15 +13,16 @@ from infer_helpers import pointwise_model
 def _save_run(folder, classmap_name, unknown, data_dir, split=None, seed=0):
     from landseg.classmaps import get_classmap
     from landseg.config import from_dict
-    from landseg.run_artifact import save_run
-    from landseg.training.runs import write_config
+    from landseg.runs import save_run
+    from landseg.runs import RunFolder
 
     cm = get_classmap(classmap_name)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "best.keras"
     pointwise_model(num_classes=cm.num_classes, seed=seed).save(path)
     dataset = "synthetic" if classmap_name == "synthetic" else classmap_name
-    write_config(folder, from_dict({"data": {"name": dataset, "data_dir": str(data_dir), "unknown_mask_values": unknown}}))
+    RunFolder(folder).write_config(from_dict({"data": {"name": dataset, "data_dir": str(data_dir),
+                                                        "unknown_mask_values": unknown}}).to_dict())
     save_run(folder, model="pointwise", model_options={}, classmap=cm, bands=3, size_multiple=1,
              unknown_mask_values=unknown, split=split)
     return path
@@ -69,7 +70,7 @@ def test_ensemble_and_recorded_split(tmp_path, capsys):
     from landseg.inference import Predictor, load_ensemble
     from landseg.inference.evaluate import evaluate
     from landseg.classmaps import get_classmap
-    from landseg.run_artifact import split_record
+    from landseg.runs import split_record
 
     root = ensure_synthetic_dataset(tmp_path / "syn", n_images=4, size=40, seed=5)
     samples = sorted(discover(root, "generic").labelled, key=lambda s: s.image)

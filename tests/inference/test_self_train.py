@@ -18,7 +18,7 @@ def test_self_train_round_uses_pseudo_labels(tmp_path, caplog):
     from landseg.data.synthetic import generate_scene
     from landseg.models import build_model
     from landseg.data.pseudo_labels import load_pseudo_labelled
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
     from landseg.inference.predict import PredictorSettings
     from landseg.training.self_train import self_train
 

@@ -51,7 +51,7 @@ def test_assignment_is_stable_under_reordering_and_balanced_by_pixels():
 def tiny_model(tmp_path_factory):
     from landseg.classmaps import get_classmap
     from landseg.models.registry import build_model
-    from landseg.run_artifact import save_run
+    from landseg.runs import save_run
 
     import keras
 

@@ -79,17 +79,18 @@ def test_cv_over_six_real_deepglobe_scenes(deepglobe_six, tmp_path, capsys):
 
 def test_a_killed_cv_continues_its_unfinished_fold(tiny_config, tmp_path):
     """A fold whose run stopped mid-way (its state not finished) is continued, not started over."""
-    from landseg.training.runs import read_state, write_state
+    from landseg.runs import RunFolder
 
     base = cfg.from_dict(tiny_config(run={"name": "cvtiny"}, data={"split_by_group": False}))
     first = cv.run_cv(base, 3)
     fold_dir = Path(first["folds"][1]["run"])
-    state = read_state(fold_dir)
+    state = RunFolder(fold_dir).read_state()
     state.update(finished=False, epochs_completed=1)
     state["history"] = state["history"][:1]
-    write_state(fold_dir, state)  # as if killed after epoch 1 of 2
+    RunFolder(fold_dir).write_state(state)  # as if killed after epoch 1 of 2
     again = cv.run_cv(base, 3)
-    assert read_state(fold_dir)["finished"] and read_state(fold_dir)["epochs_completed"] == 2
+    after = RunFolder(fold_dir).read_state()
+    assert after["finished"] and after["epochs_completed"] == 2
     assert [r["run"] for r in again["folds"]] == [r["run"] for r in first["folds"]]
 
 

@@ -15,8 +15,8 @@ import yaml
 keras = pytest.importorskip("keras")
 
 from landseg import config as cfg  # noqa: E402
-from landseg.run_artifact import load_run  # noqa: E402
-from landseg.training import runs  # noqa: E402
+from landseg.runs import load_run  # noqa: E402
+from landseg.runs import select as runs  # noqa: E402
 from landseg.classmaps import get_classmap  # noqa: E402
 from landseg.cli.train import main  # noqa: E402
 from landseg.training import TrainingDiverged, run_training  # noqa: E402

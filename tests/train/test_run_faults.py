@@ -22,7 +22,9 @@ from landseg.cli.train import main  # noqa: E402
 from landseg.data.errors import DataError  # noqa: E402
 from landseg.model_files import ModelFileError  # noqa: E402
 from landseg.training import run_training  # noqa: E402
-from landseg.training.lock import LOCK_FILE  # noqa: E402
+from landseg.runs import RunFolder  # noqa: E402
+
+LOCK_FILE = RunFolder.LOCK
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,10 +123,17 @@ def test_decode_error_inside_tf_data_names_the_file(tiny_data, tmp_path):
     raw[n // 3: 2 * n // 3] = b"\x00" * (2 * n // 3 - n // 3)  # corrupt compressed data, IEND still there
     bad.write_bytes(bytes(raw))
     err = tf.errors.InvalidArgumentError(None, None, "jpeg::Uncompress failed. Invalid JPEG data or crop window.")
+    config = from_dict({"data": {"name": "tiles", "classmap": "synthetic", "layout": "generic", "data_dir": str(data)}})
     with pytest.raises(DataError) as e:
-        _raise_data_error(err, samples, from_dict({"data": {"classmap": "synthetic"}}))
+        _raise_data_error(err, config)
     assert e.value.path == str(bad)
-    _raise_data_error(RuntimeError("not a data error"), samples, {"data": {}})  # other errors pass through
+    _raise_data_error(RuntimeError("not a data error"), config)  # other errors pass through
+    inside = tf.errors.InvalidArgumentError(None, None, "Error in user-defined function: Traceback (most recent call "
+                                            f"last):\n  ...\nlandseg.data.errors.DataError: {bad}: truncated image "
+                                            "file (broken data stream)\n\n\t [[{{node PyFunc}}]]")
+    with pytest.raises(DataError, match=r"truncated image file \(broken data stream\)$") as e:
+        _raise_data_error(inside, config)  # the reader's own line, taken from TensorFlow's message
+    assert e.value.path == str(bad)
 
 
 def test_image_without_mask_is_named_by_train_and_check(tiny_config, tiny_data, tmp_path, caplog):
@@ -195,13 +204,13 @@ def test_resume_restores_optimizer_state_and_survives_a_corrupt_last_keras(tiny_
 
 def test_both_checkpoints_corrupt_is_one_line(tiny_config, capsys):
     from landseg import config as cfg
-    from landseg.training import runs
+    from landseg.runs import select as runs
 
     c = tiny_config(train={"epochs": 2})
     run_dir = Path(c["run"]["output_dir"]) / "tiny"
     runs.check_writable(run_dir)  # as a run that finished epoch 1 leaves its folder, checkpoints then damaged
-    runs.write_config(run_dir, cfg.from_dict(c))
-    runs.write_state(run_dir, {"epochs_completed": 1, "finished": False, "best_epoch": 1, "history": []})
+    RunFolder(run_dir).write_config(cfg.from_dict(c).to_dict())
+    RunFolder(run_dir).write_state({"epochs_completed": 1, "finished": False, "best_epoch": 1, "history": []})
     for name in ("last.keras", "best.keras"):
         (run_dir / name).write_bytes(os.urandom(300))
     from landseg.cli import common
@@ -280,7 +289,7 @@ def test_nan_error_is_not_preceded_by_done(tiny_config, caplog):
 def test_a_users_folder_with_the_run_name_is_never_trained_into(tiny_config):
     """A non-empty folder holding no run (the user's) is never written into: the run takes the next name."""
     from landseg import config as cfg
-    from landseg.training import runs
+    from landseg.runs import select as runs
 
     config = cfg.from_dict(tiny_config())
     mine = Path(config.run.output_dir) / config.run.name

@@ -1,27 +1,20 @@
-"""Run folders: where a training writes and how a killed run is found again.
+"""Which run folder a training writes into, and how a killed run is found again.
 
-A run folder ``<output_dir>/<run_name>/`` holds the resolved ``config.yaml``, the run artifact
-``model_info.json`` (:mod:`landseg.run_artifact`: what later stages need), checkpoints and the
-resume state ``state.json``. The same command reaches the same folder, so
-a run killed mid-way continues where it stopped instead of starting over.
+The same command reaches the same folder (``<run.output_dir>/<run name>``), so a run killed mid-way
+continues where it stopped instead of starting over; a finished run, a run of another config or a
+user's folder is never written into: the run takes the next free name (``<name>-2``, ...).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 from pathlib import Path
 
-import yaml
-
-from landseg.bounded_yaml import load_file
 from landseg.config import Config
-from landseg.io_utils import atomic_path, write_json, write_text
-from landseg.run_artifact import CONFIG_FILE
+from landseg.runs.folder import RunFolder
 
-STATE_FILE = "state.json"
 # Keys that may differ between a killed run and its restart (they do not change what is trained).
 _RESUME_INSENSITIVE = {("run", "resume"), ("train", "verbose"), ("train", "resume_from"), ("train", "lr_find")}
 
@@ -42,25 +35,6 @@ def comparable_config(config: dict | Config) -> dict:
     return c
 
 
-def read_state(run_dir: str | os.PathLike) -> dict | None:
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def write_state(run_dir: str | os.PathLike, state: dict) -> None:
-    write_json(Path(run_dir) / STATE_FILE, state)
-
-
-def read_run_config(run_dir: str | os.PathLike) -> dict | None:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    return load_file(path)
-
-
 def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
     """(run folder, resume state or None) for this config.
 
@@ -71,9 +45,10 @@ def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
     resume_from = config.train.resume_from
     if resume_from:
         run_dir = Path(resume_from)
-        state = read_state(run_dir)
+        state = RunFolder(run_dir).read_state()
         if state is None:
-            raise OutputError(f"{run_dir}: train.resume_from names a folder without a resumable run ({STATE_FILE} missing)")
+            raise OutputError(f"{run_dir}: train.resume_from names a folder without a resumable run "
+                              f"({RunFolder.STATE} missing)")
         return run_dir, state
     out = Path(config.run.output_dir)
     name = default_run_name(config)
@@ -81,41 +56,26 @@ def choose_run_dir(config: Config) -> tuple[Path, dict | None]:
     existing = [d for d in candidates[:10000] if d.exists()] if out.is_dir() else []
     if existing:
         last = existing[-1]
-        from landseg.training.lock import held_by_other
+        from landseg.runs.lock import held_by_other
 
+        folder = RunFolder(last)
         if held_by_other(last) is not None:  # a live copy of this run: taking its lock is refused, naming it
-            held = read_state(last)          # (multi-worker: the chief holds it; workers follow its start)
+            held = folder.read_state()        # (multi-worker: the chief holds it; workers follow its start)
             resumable = held is not None and not held.get("finished") and held.get("epochs_completed", 0) > 0
             return last, held if resumable else None
-        state = read_state(last)
-        saved = read_run_config(last)
+        state = folder.read_state()
+        saved = folder.read_config()
         same = saved is None and state is None or comparable_config(saved or {}) == comparable_config(config)
-        if config.run.resume == "auto" and same and not _foreign(last) and (state is None or not state.get("finished")):
+        if config.run.resume == "auto" and same and not folder.is_foreign() and (state is None or not state.get("finished")):
             if state is not None and state.get("epochs_completed", 0) > 0:
                 return last, state
-            if not _has_checkpoints(last):  # killed before its first epoch ended: start again in the same folder
+            if not folder.has_checkpoints():  # killed before its first epoch ended: start again in the same folder
                 return last, None
         idx = candidates.index(last)
         for d in candidates[idx + 1:]:
             if not d.exists():
                 return d, None
     return candidates[0], None
-
-
-def _foreign(path: Path) -> bool:
-    """Whether ``path`` is something no landseg run wrote (a file, or a non-empty folder without a run's
-    files): such a folder is never trained into; the run takes the next free name."""
-    from landseg.run_artifact import RUN_FILE
-    from landseg.training.lock import LOCK_FILE
-
-    if not path.is_dir():
-        return True
-    names = set(os.listdir(path))
-    return bool(names) and not names & {STATE_FILE, CONFIG_FILE, RUN_FILE, LOCK_FILE, "best.keras", "last.keras"}
-
-
-def _has_checkpoints(run_dir: Path) -> bool:
-    return any((run_dir / f).exists() for f in ("best.keras", "last.keras"))
 
 
 def check_writable(folder: str | os.PathLike) -> None:
@@ -140,27 +100,3 @@ def check_free_space(folder: str | os.PathLike, need_bytes: int) -> None:
     if usage.free < need_bytes:
         raise OutputError(f"{folder}: only {usage.free / 1e6:.0f} MB free, this run needs about "
                           f"{need_bytes / 1e6:.0f} MB for checkpoints and logs; free some space or set run.output_dir")
-
-
-def write_config(run_dir: str | os.PathLike, config: Config) -> None:
-    write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False))
-
-
-def save_optimizer_state(optimizer, path: str | os.PathLike) -> None:
-    import keras
-    import numpy as np
-
-    values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **values)
-
-
-def load_optimizer_state(optimizer, path: str | os.PathLike) -> None:
-    import numpy as np
-
-    with np.load(path) as data:
-        values = [data[k] for k in sorted(data.files)]
-    if len(values) != len(optimizer.variables):
-        raise ValueError(f"{path}: optimizer state has {len(values)} variables, the optimizer {len(optimizer.variables)}")
-    for var, value in zip(optimizer.variables, values):
-        var.assign(value)

@@ -1,6 +1,6 @@
 """A run folder's lock: one training process per run folder.
 
-``run.lock`` holds the holder's pid, host and start time. A second copy of the same training
+The lock file (:attr:`RunFolder.LOCK`) holds the holder's pid, host and start time. A second copy of the same training
 (same command started twice, e.g. by a scheduler) is refused at once with who holds the folder;
 a lock left by a process that died (kill -9, power cut) on this host is taken over, saying so.
 """
@@ -14,9 +14,9 @@ import socket
 import time
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from landseg.runs.folder import RunFolder
 
-LOCK_FILE = "run.lock"
+log = logging.getLogger(__name__)
 
 
 class RunLockedError(OSError):
@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 def read_lock(run_dir: str | os.PathLike) -> dict | None:
     try:
-        with open(Path(run_dir) / LOCK_FILE) as f:
+        with open(RunFolder(run_dir).lock_file) as f:
             info = json.load(f)
         return info if isinstance(info, dict) else {}
     except FileNotFoundError:
@@ -64,7 +64,7 @@ class RunLock:
 
     def __init__(self, run_dir: str | os.PathLike):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
+        self.path = RunFolder(run_dir).lock_file
         self.acquired = False
 
     def acquire(self) -> "RunLock":

@@ -1,14 +1,14 @@
 """The run artifact: everything a later stage needs from a training run, written once by training
-(``model_info.json`` in the run folder, beside ``best.keras`` / ``last.keras``) and read by
-``evaluate``, ``predict``, ``pseudolabel`` and ``self_train`` through :func:`load_run`, so no stage
+(:attr:`RunFolder.INFO` in the run folder, beside its checkpoints) and read by ``evaluate``,
+``predict``, ``pseudolabel``, ``export`` and ``self_train`` through :func:`load_run`, so no stage
 re-derives a fact of the run:
 
 * the class map (names, colours, ignore value) and how unknown mask colours were treated
   (``unknown_mask_values``: ``error`` or ``ignore``),
 * the model name and options, input bands and the model's size multiple,
-* the histogram reference file (or none) and the input normalisation,
+* the histogram reference file (or none), the input normalisation and the raster band settings,
 * the train / validation split: its parameters and both file lists,
-* the resolved ``config.yaml``.
+* the run's resolved config.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landseg.io_utils import write_json
-
-RUN_FILE = "model_info.json"
-CONFIG_FILE = "config.yaml"
+from landseg.runs.folder import RunFolder
 # How uint8 images become model input (landseg.data.preprocess.prepare_image and the tf.data pipeline).
 NORMALISATION = "uint8 / 255 -> float32 [0, 1], after histogram matching to hist_reference when set"
 UNKNOWN_MASK_MODES = ("error", "ignore")
@@ -53,20 +51,29 @@ class RunArtifact:
     hist_reference: str | None = None  # absolute path of the saved reference, or None
     normalisation: str = NORMALISATION
     split: dict | None = None
-    config_file: str | None = None  # absolute path of the run's config.yaml
+    config_file: str | None = None  # absolute path of the run's config
     raw: dict = field(default_factory=dict)
 
     @property
     def unknown_to_ignore(self) -> bool:
         return self.unknown_mask_values == "ignore"
 
+    @property
+    def run_folder(self) -> RunFolder:
+        return RunFolder(self.folder)
+
     def config(self) -> dict | None:
-        """The run's resolved config (``config.yaml``), or None when absent."""
+        """The run's resolved config, or None when absent."""
         if not self.config_file or not os.path.isfile(self.config_file):
             return None
         from landseg.bounded_yaml import load_file
 
         return load_file(self.config_file)
+
+    def raster_normalisation_file(self) -> Path | None:
+        """The raster band selection and stretch the run trained with, or None (plain 8-bit pictures)."""
+        path = self.run_folder.raster_normalisation
+        return path if path.is_file() else None
 
     def load_hist_reference(self):
         if not self.hist_reference:
@@ -86,9 +93,10 @@ class RunArtifact:
 
 
 def save_run(run_dir: str | os.PathLike, *, model: str, model_options: dict, classmap, bands: int,
-             size_multiple: int, hist_reference: str | None = None, unknown_mask_values: str = "error",
+             size_multiple: int, hist_reference: bool = False, unknown_mask_values: str = "error",
              split: dict | None = None) -> dict:
-    """Write the run artifact into ``run_dir``; ``hist_reference`` is a file name in that folder."""
+    """Write the run artifact into ``run_dir``; ``hist_reference``: whether the run saved one
+    (:attr:`RunFolder.hist_reference`)."""
     if unknown_mask_values not in UNKNOWN_MASK_MODES:
         raise ValueError(f"unknown_mask_values must be one of {', '.join(UNKNOWN_MASK_MODES)}, "
                          f"got {unknown_mask_values!r}")
@@ -97,14 +105,14 @@ def save_run(run_dir: str | os.PathLike, *, model: str, model_options: dict, cla
         "model_options": dict(model_options),
         "classmap": classmap.to_dict(),
         "unknown_mask_values": unknown_mask_values,
-        "hist_reference": hist_reference,
+        "hist_reference": RunFolder.HIST_REFERENCE if hist_reference else None,
         "normalisation": NORMALISATION,
         "bands": int(bands),
         "size_multiple": int(size_multiple),
-        "config": CONFIG_FILE,
+        "config": RunFolder.CONFIG,
         "split": split,
     }
-    write_json(Path(run_dir) / RUN_FILE, info)
+    write_json(RunFolder(run_dir).info_file, info)
     return info
 
 
@@ -115,9 +123,8 @@ def load_run(path: str | os.PathLike) -> RunArtifact | None:
     """
     from landseg.classmaps import ClassMap
 
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    file = folder / RUN_FILE
+    folder = RunFolder.of_model(path).path
+    file = RunFolder(folder).info_file
     if not file.is_file():
         return None
     with open(file) as f:
