@@ -85,7 +85,7 @@ def main(argv=None, prog: str = "landseg data") -> int:
 def _band_stats(args, layout) -> int:
     """Print (and with --band-stats save) the rasters' per-band statistics; 0, or 2 on a bad request."""
     from landseg.data.layouts import discover
-    from landseg.geo.raster import band_statistics, use_rasterio
+    from landseg.data.raster import band_statistics, use_rasterio
 
     try:
         rasters = [s.image for s in discover(args.data_dir, layout).labelled if use_rasterio(s.image)]

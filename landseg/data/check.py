@@ -95,7 +95,7 @@ class _FileResult:
 
 def _describe_raster(path: str, res: _FileResult):
     """GeoTIFF / GDAL images: any band count and data type (stretched by data.normalisation)."""
-    from landseg.geo.raster import open_raster
+    from landseg.data.raster import open_raster
 
     try:
         with open_raster(path) as ds:
@@ -120,7 +120,7 @@ def _describe_raster(path: str, res: _FileResult):
 
 
 def _describe_image(path: str, res: _FileResult):
-    from landseg.geo.raster import use_rasterio
+    from landseg.data.raster import use_rasterio
 
     if use_rasterio(path):
         return _describe_raster(path, res)
@@ -160,7 +160,7 @@ def _check_sample(sample: Sample, cm: ClassMap, unknown_to_ignore: bool) -> _Fil
     invalid = None
     try:
         if path.lower().endswith((".tif", ".tiff")):
-            from landseg.geo.raster import mask_nodata, open_raster
+            from landseg.data.raster import mask_nodata, open_raster
 
             invalid = mask_nodata(path)
         if invalid is not None:  # a class raster with nodata: those pixels are "no label"

@@ -129,7 +129,7 @@ def find_unreadable(samples, classmap, unknown_to_ignore: bool = False) -> DataE
     fails, as a :class:`DataError`, or None when all decode."""
     from landseg.classmaps import get_classmap
     from landseg.data.io import read_image, read_mask
-    from landseg.geo.raster import use_rasterio
+    from landseg.data.raster import use_rasterio
 
     cm = get_classmap(classmap)
     for s in samples:

@@ -16,11 +16,9 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from landseg.classmaps import ClassMap, get_classmap
 from landseg.data.errors import DataError, MaskValuesError
-from landseg.data.values import uint8_problem
+from landseg.data.formats import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, uint8_problem
 from landseg.io_utils import atomic_path
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-TIFF_EXTENSIONS = (".tif", ".tiff")
 
 # A truncated JPEG must be an error, not a silently grey-filled image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -141,9 +139,9 @@ def read_image(path: str | os.PathLike, bands: int | None = None) -> np.ndarray:
 
 def read_scene(path: str | os.PathLike, norm=None) -> tuple[np.ndarray, np.ndarray | None]:
     """A whole scene for the in-memory stages (evaluation, prediction, pseudo-labels): GDAL rasters
-    through :func:`landseg.geo.raster.read_raster` with ``norm`` (uint8 image, valid-pixel mask),
+    through :func:`landseg.data.raster.read_raster` with ``norm`` (uint8 image, valid-pixel mask),
     other pictures through :func:`read_image` (valid None)."""
-    from landseg.geo.raster import read_raster, use_rasterio
+    from landseg.data.raster import read_raster, use_rasterio
 
     if use_rasterio(path):
         return read_raster(path, norm)
@@ -211,7 +209,7 @@ def read_mask(path: str | os.PathLike, classmap: ClassMap | str, unknown_to_igno
     cm = get_classmap(classmap)
     if path.lower().endswith(TIFF_EXTENSIONS):
         # a single-band class raster that declares nodata: those pixels are "no label"
-        from landseg.geo.raster import read_mask_with_nodata
+        from landseg.data.raster import read_mask_with_nodata
 
         mask = read_mask_with_nodata(path, cm, lambda raw: _decode_mask_values(raw, cm, path, unknown_to_ignore, decoded),
                                      cm.ignore_index)

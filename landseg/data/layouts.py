@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landseg.data.errors import DataError
-from landseg.data.io import IMAGE_EXTENSIONS, list_images, named_like_images
+from landseg.data.formats import IMAGE_EXTENSIONS
+from landseg.data.io import list_images, named_like_images
 
 LAYOUTS = ("deepglobe", "dubai", "dida", "mmseg", "generic")
 

@@ -32,7 +32,8 @@ from landseg.classmaps import ClassMap, get_classmap
 from landseg.data.arrays import no_model_autotune
 from landseg.data.errors import DataError
 from landseg.data.histogram import NUM_LEVELS, as_reference_histogram, run_bucketed, use_xla
-from landseg.data.io import TIFF_EXTENSIONS, read_image, read_mask
+from landseg.data.formats import TIFF_EXTENSIONS
+from landseg.data.io import read_image, read_mask
 from landseg.data.layouts import Sample
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
     Catches missing/unreadable files, band-count and image/mask size mismatches before
     training starts instead of an opaque error mid-epoch.
     """
-    from landseg.geo.raster import raster_shape, select_bands, use_rasterio
+    from landseg.data.raster import raster_shape, select_bands, use_rasterio
 
     plan = []
     for s in samples:
@@ -98,7 +99,7 @@ def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
         image_route = 1
         if use_rasterio(s.image):
             image_route = 2
-            from landseg.geo.raster import open_raster
+            from landseg.data.raster import open_raster
 
             with open_raster(s.image) as ds:
                 nb = len(select_bands(ds, raster_norm.bands if raster_norm is not None else None, os.fspath(s.image)))
@@ -137,7 +138,7 @@ def plan_samples(samples: Sequence[Sample], classmap: ClassMap, bands: int = 3,
 
 def scene_sizes(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     """``(width, height)`` of each sample's image, from the headers ``plan_samples`` cached."""
-    from landseg.geo.raster import raster_shape, use_rasterio
+    from landseg.data.raster import raster_shape, use_rasterio
 
     sizes = []
     for s in samples:
@@ -152,7 +153,7 @@ def scene_sizes(samples: Sequence[Sample]) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------- decoding
 def _read_raster_with_valid(path: str, bands: int, raster_norm) -> np.ndarray:
     """rasterio reader: (H, W, bands + 1) uint8, the last band 255 where valid, 0 where nodata."""
-    from landseg.geo.raster import Normalisation, read_raster
+    from landseg.data.raster import Normalisation, read_raster
 
     image, valid = read_raster(path, raster_norm or Normalisation())
     return np.concatenate([image, (valid * 255).astype(np.uint8)[..., None]], axis=-1)
@@ -389,7 +390,7 @@ def _grid_tiles(image, mask, ch, cw, ignore):
 # ---------------------------------------------------------------------- public entry point
 def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_size, batch_size: int,
                   hist_reference=None, flips: bool = True, rotate90: bool = True, rare_class_crops=False,
-                  cache=True, seed: int = 0, bands: int = 3, crops_per_image: int = 1,
+                  cache="auto", seed: int = 0, bands: int = 3, crops_per_image: int = 1,
                   unknown_to_ignore: bool = False, shuffle_buffer: int | None = None,
                   drop_remainder: bool | None = None, num_parallel_calls=None, raster_norm=None,
                   color_jitter: float = 0.0):
@@ -405,7 +406,7 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
     prefix for ``Dataset.cache``, or "auto" (``cache_policy.resolve_cache``); decoded and
     histogram-matched scenes are cached. Without a cache the file list is shuffled, not scenes.
     ``hist_reference``: None, a (C, 256) histogram, a saved ``.npy`` path or a uint8 image.
-    ``raster_norm``: a :class:`landseg.geo.Normalisation` (band selection, per-band stretch)
+    ``raster_norm``: a :class:`landseg.data.raster.Normalisation` (band selection, per-band stretch)
     for GeoTIFF / GDAL images, which are read with rasterio; their nodata pixels are labelled
     ``ignore_index``, so loss and metrics skip them.
     """

@@ -36,12 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+from landseg.inference.tiling import DEFAULT_TILE
 from landseg.io_utils import atomic_path
+from landseg.models.common import size_multiple_of
 
 FORMATS = ("savedmodel", "onnx", "tflite")
 # max |exported - keras| of the output probabilities on the check batch
 TOLERANCES = {"savedmodel": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
-DEFAULT_TILE = 256
 SIDECAR = "landseg_export.json"
 
 
@@ -149,7 +150,7 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
         raise ExportError(str(e)) from None
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
     bands = int(shape[-1])
-    multiple = int(run.size_multiple) if run is not None else 32
+    multiple = size_multiple_of(model, run.size_multiple if run is not None else None)
     tile = int(tile or DEFAULT_TILE)
     if tile % multiple:
         raise ExportError(f"tile {tile} is not a multiple of the model's size multiple {multiple}")
@@ -246,7 +247,7 @@ def _write_sidecar(path: Path, *, fmt, target, model_path, run, tile, bands, mul
 
     norm = None
     if run is not None:
-        from landseg.geo.raster import run_normalisation
+        from landseg.data.raster import run_normalisation
 
         n = run_normalisation(run)
         norm = n.to_dict() if n is not None else None

@@ -6,12 +6,12 @@ import os
 from typing import Sequence
 
 from landseg.inference.predictor import ModelEntry, check_same_classes
-from landseg.inference.tiling import DEFAULT_SIZE_MULTIPLE
 
 # ----------------------------------------------------------------------------- loading
 def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
     """Load a saved model and its training run's artifact (:func:`landseg.runs.load_run`)."""
     from landseg.model_files import check_keras_file, load_keras_model
+    from landseg.models.common import size_multiple_of
     from landseg.models.fold import fold_batchnorm
     from landseg.runs import load_run
 
@@ -20,9 +20,10 @@ def load_entry(path: str | os.PathLike, weight: float = 1.0) -> ModelEntry:
     run = load_run(path)
     model = fold_batchnorm(load_keras_model(path))  # inference only: BatchNorm never learns here
     if run is None:
-        return ModelEntry(model, float(weight), name=path, size_multiple=DEFAULT_SIZE_MULTIPLE)
+        return ModelEntry(model, float(weight), name=path)
     return ModelEntry(model, float(weight), name=path, hist_reference=run.load_hist_reference(),
-                      size_multiple=run.size_multiple, logits=bool(run.model_options.get("logits", False)), run=run)
+                      size_multiple=size_multiple_of(model, run.size_multiple),
+                      logits=bool(run.model_options.get("logits", False)), run=run)
 
 
 def check_weights(weights: Sequence[float], n_models: int | None = None) -> None:

@@ -328,7 +328,7 @@ def evaluate_models(models, *, weights=None, data_dir=None, dataset=None, layout
     claim_evaluate_outputs(out, plan.samples, models)
     predictor = settings.build(entries)
     t0 = time.perf_counter()
-    from landseg.geo.predict import ensemble_normalisation
+    from landseg.inference.rasters import ensemble_normalisation
 
     total, rows, thumbs, failures = evaluate(predictor, plan.samples, plan.classmap,
                                              unknown_to_ignore=plan.unknown_to_ignore, progress=progress,

@@ -227,7 +227,7 @@ def summary_name(shard: tuple[int, int] | None) -> str:
 
 def planned_outputs(path: str, stem: str, save_probs: bool) -> list[str]:
     """The files (relative to the output folder) that predicting ``path`` writes."""
-    from landseg.geo.raster import use_rasterio
+    from landseg.data.raster import use_rasterio
     from landseg.inference.shard import SIDECAR_DIR
 
     if use_rasterio(path):
@@ -264,7 +264,7 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
     is skipped unless ``overwrite``.
 
     GeoTIFF / GDAL rasters are predicted window by window into Cloud-Optimized GeoTIFFs in the
-    input's CRS (:mod:`landseg.geo.predict`), with ``vector`` (.gpkg / .geojson) their polygons."""
+    input's CRS (:mod:`landseg.inference.rasters`), with ``vector`` (.gpkg / .geojson) their polygons."""
     from landseg.inference.ensemble import ensemble_classmap, load_ensemble
     from landseg.inference import shard as sh
 
@@ -302,14 +302,14 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
                          class_names=classmap.class_names, class_pixels=counts)
         done.append(path)
 
-    from landseg.geo.raster import use_rasterio
+    from landseg.data.raster import use_rasterio
 
     rasters = [p for p in paths if use_rasterio(p)]
     failures = run_over_images(predictor, [p for p in paths if not use_rasterio(p)], handle, keep_probs=save_probs,
                                progress=progress)
     geo_details = {}
     if rasters:
-        from landseg.geo.predict import predict_rasters
+        from landseg.inference.rasters import predict_rasters
 
         geo_done, geo_failed, geo_details = predict_rasters(predictor, rasters, out, names, classmap, entries,
                                                             vector=vector, simplify=simplify, progress=progress)

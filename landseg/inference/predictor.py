@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from landseg.inference.tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_SIZE_MULTIPLE, DEFAULT_TILE, WINDOWS,
+from landseg.inference.tiling import (DEFAULT_BATCH, DEFAULT_OVERLAP, DEFAULT_TILE, WINDOWS,
                                       ReflectPadded, TileGrid, make_grid, window_1d)
 from landseg.inference.tta import get_tta
 
@@ -42,9 +42,15 @@ class ModelEntry:
     weight: float = 1.0
     name: str = "model"
     hist_reference: np.ndarray | None = None
-    size_multiple: int = DEFAULT_SIZE_MULTIPLE
+    size_multiple: int | None = None  # None: the model's own (landseg.models.common.size_multiple_of)
     logits: bool = False
     run: object | None = None  # landseg.runs.RunArtifact of the model's training run, if any
+
+    def __post_init__(self):
+        if self.size_multiple is None:
+            from landseg.models.common import size_multiple_of
+
+            self.size_multiple = size_multiple_of(self.model)
 
     @property
     def num_classes(self) -> int:

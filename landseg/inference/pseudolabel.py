@@ -71,7 +71,7 @@ def pseudolabel(models, input_dir, output, threshold: float, *, weights=None, da
         images.append({"image": Path(path).name, "mask": rel, "pixels": int(mask.size), "labelled": int(c.sum()),
                        "fraction_labelled": round(float(c.sum()) / mask.size, 6)})
 
-    from landseg.geo.predict import ensemble_normalisation
+    from landseg.inference.rasters import ensemble_normalisation
 
     failures = run_over_images(predictor, paths, handle, progress=progress, desc="pseudo-labelling",
                                raster_norm=ensemble_normalisation(entries))

@@ -49,7 +49,7 @@ def scene_pixels(path: str | os.PathLike) -> int:
     still assigned, and fails by name in its shard)."""
     path = os.fspath(path)
     try:
-        from landseg.geo.raster import use_rasterio
+        from landseg.data.raster import use_rasterio
 
         if use_rasterio(path):
             import rasterio

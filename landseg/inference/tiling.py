@@ -11,7 +11,6 @@ import numpy as np
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 0.25
 DEFAULT_BATCH = 4
-DEFAULT_SIZE_MULTIPLE = 32
 WINDOWS = ("hann", "uniform")
 
 
@@ -84,7 +83,8 @@ class TileGrid:
                 yield y, x
 
 
-def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, size_multiple: int = DEFAULT_SIZE_MULTIPLE) -> TileGrid:
+def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP,
+              size_multiple: int = 1) -> TileGrid:
     """Lay out tiles of ``tile`` px (rounded up to ``size_multiple``) with fractional ``overlap``.
 
     A scene smaller than a tile along an axis gets one tile of the scene's size rounded up

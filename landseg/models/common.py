@@ -34,6 +34,21 @@ class InputSizeCheck(layers.Layer):
         return {**super().get_config(), "multiple": self.multiple, "model_name": self.model_name}
 
 
+# A model landseg did not build states no size multiple; 32 is that of the common encoder-decoders
+# (five stride-2 stages), so their tiles are cut to it.
+FOREIGN_MODEL_MULTIPLE = 32
+
+
+def size_multiple_of(model, recorded: int | None = None) -> int:
+    """The input size multiple a model states in its :class:`InputSizeCheck` (nested models included):
+    the model owns the fact; tiling and export read it here. A model landseg did not build states none:
+    then the multiple ``recorded`` with it (its run artifact), else ``FOREIGN_MODEL_MULTIPLE``."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, InputSizeCheck):
+            return layer.multiple
+    return int(recorded) if recorded else FOREIGN_MODEL_MULTIPLE
+
+
 def size_error_message(name: str, h, w, multiple: int) -> str:
     def nearest(s):
         return max(multiple, round(s / multiple) * multiple) if isinstance(s, int) else s

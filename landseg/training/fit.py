@@ -57,7 +57,7 @@ def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Pa
     size_multiple = check_crop_size(config)  # before any folder is made or data read
     _check_cpu_jit(config.train)
     from landseg.classmaps import get_classmap
-    from landseg.geo.training import band_count
+    from landseg.data.bands import band_count
 
     check_step_memory(config, get_classmap(config.data.classmap).num_classes, band_count(config.data.bands))
     t_start = time.time()

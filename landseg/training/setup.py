@@ -230,7 +230,7 @@ def prepare_data(config: cfg.Config, run_folder=None):
         raise cfg.ConfigError(str(e)) from None
     for folder in d.pseudo_label_dirs:
         train = list(train) + list(load_pseudo_labelled(folder))
-    from landseg.geo.training import band_count, resolve_normalisation
+    from landseg.data.bands import band_count, resolve_normalisation
 
     norm = resolve_normalisation(d, train)  # GeoTIFF band selection and stretch
     if run_folder is not None and norm is not None:
@@ -250,7 +250,7 @@ def prepare_data(config: cfg.Config, run_folder=None):
 
 def build_datasets(config: cfg.Config, train, val, classmap, hist_ref, global_batch: int):
     from landseg.data.pipeline import build_dataset
-    from landseg.geo.training import band_count, resolve_normalisation
+    from landseg.data.bands import band_count, resolve_normalisation
 
     from landseg.data.cache_policy import resolve_cache
     from landseg.data.pipeline import scene_sizes

@@ -15,7 +15,7 @@ from geo_helpers import tiny_model
 def saved(tmp_path_factory):
     """A tiny 4-band model saved with a run artifact and a raster normalisation beside it."""
     from landseg.classmaps import get_classmap
-    from landseg.geo.raster import Normalisation
+    from landseg.data.raster import Normalisation
     from landseg.runs import RunFolder
     from landseg.runs import save_run
 

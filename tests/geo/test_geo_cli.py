@@ -66,7 +66,7 @@ def test_export_cli(saved_model, tmp_path, capsys):
 def uint16_run(tmp_path_factory):
     """A 4-band model whose run selects bands 1, 2, 4, 5 of 5-band uint16 rasters, and such a dataset."""
     from landseg.classmaps import get_classmap
-    from landseg.geo.raster import Normalisation
+    from landseg.data.raster import Normalisation
     from landseg.runs import RunFolder
     from landseg.runs import save_run
 
@@ -106,7 +106,7 @@ def test_evaluate_and_pseudolabel_skip_raster_nodata(uint16_run, tmp_path):
 
 def test_data_check_accepts_uint16_rasters_and_writes_band_stats(uint16_run, tmp_path, capsys):
     from landseg.cli.data import main
-    from landseg.geo import Normalisation
+    from landseg.data.raster import Normalisation
 
     _, data = uint16_run
     code = main(["check", "--data-dir", str(data), "--classmap", "synthetic", "--layout", "generic",

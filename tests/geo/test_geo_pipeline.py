@@ -5,7 +5,7 @@ import pytest
 
 from landseg.data.io import read_mask
 from landseg.data.layouts import Sample
-from landseg.geo import Normalisation, band_statistics, read_raster
+from landseg.data.raster import Normalisation, band_statistics, read_raster
 
 from geo_helpers import smooth_image, write_geotiff
 

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from landseg.geo.windowed import predict_array_streamed, predict_raster
-from landseg.geo.write import read_class_names
+from landseg.inference.windowed import predict_array_streamed, predict_raster
+from landseg.inference.raster_outputs import read_class_names
 
 from geo_helpers import CRS, smooth_image, tiny_model, write_geotiff
 
@@ -81,7 +81,7 @@ def test_geotiff_prediction_keeps_place_and_marks_nodata(model, tmp_path):
 
 
 def test_four_band_uint16_scene_with_band_selection(tmp_path):
-    from landseg.geo import Normalisation, read_raster
+    from landseg.data.raster import Normalisation, read_raster
 
     data = np.maximum(smooth_image(50, 60, bands=5, seed=11, dtype=np.uint16, scale=4000), 1)
     src = tmp_path / "ms.tif"
@@ -101,8 +101,8 @@ def test_vector_areas_match_pixel_counts(tmp_path):
     import rasterio
     from pyogrio.raw import read as raw_read
 
-    from landseg.geo.vector import vectorise
-    from landseg.geo.write import open_class_output
+    from landseg.inference.vector import vectorise
+    from landseg.inference.raster_outputs import open_class_output
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.repeat(rng.integers(0, 3, (12, 15)), 5, 0), 5, 1).astype(np.uint8)  # blocky regions

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from landseg.data.errors import DataError
-from landseg.geo import Normalisation, band_statistics, raster_info, read_class_raster, read_raster
+from landseg.data.raster import Normalisation, band_statistics, raster_info, read_class_raster, read_raster
 
 from geo_helpers import smooth_image, write_geotiff
 

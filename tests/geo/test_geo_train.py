@@ -32,8 +32,8 @@ def geo_folder(tmp_path_factory):
 def test_train_on_uint16_geotiffs_then_predict(geo_folder, tmp_path):
     import rasterio
 
-    from landseg.geo.raster import run_normalisation
-    from landseg.geo.windowed import predict_raster
+    from landseg.data.raster import run_normalisation
+    from landseg.inference.windowed import predict_raster
     from landseg.inference import Predictor, load_entry
     from landseg.runs import load_run
     from landseg.training import run_training

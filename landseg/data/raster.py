@@ -36,10 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from landseg.data.errors import DataError
+from landseg.data.formats import GDAL_EXTENSIONS
 
-# Extensions read through rasterio (GDAL) instead of PIL; .tif/.tiff also go through rasterio
-# when they are georeferenced or hold more than 8 bits (see :func:`use_rasterio`).
-GDAL_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".nc", ".hdf", ".dat", ".bil")
 DEFAULT_PERCENTILES = (1.0, 99.0)
 STATS_SAMPLE_PIXELS = 1_000_000  # pixels read per file (decimated) when computing band statistics
 
@@ -133,7 +131,7 @@ def to_uint8_unstretched(data: np.ndarray, path: str) -> np.ndarray:
     """Data without band statistics: taken as is when it is 8-bit data, else an error saying why and what to do."""
     if data.dtype == np.uint8:
         return data
-    from landseg.data.values import uint8_problem
+    from landseg.data.formats import uint8_problem
 
     problem = uint8_problem(data, "raster")
     if problem is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from landseg.data.errors import DataError
-from landseg.geo.raster import NO_VALID_PIXEL, Normalisation, run_normalisation
+from landseg.data.raster import NO_VALID_PIXEL, Normalisation, run_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def predict_rasters(predictor, paths: Sequence[str], out: str | os.PathLike, nam
                     vector: str | os.PathLike | None = None, simplify: float = 0.0, progress=None,
                     ) -> tuple[list[str], list[tuple[str, str]], dict]:
     """Predict each raster of ``paths``; returns (done, failures [(path, message)], per-file details)."""
-    from landseg.geo.vector import vectorise
-    from landseg.geo.windowed import predict_raster
-    from landseg.geo.raster import raster_info
+    from landseg.inference.vector import vectorise
+    from landseg.inference.windowed import predict_raster
+    from landseg.data.raster import raster_info
     from landseg.inference.progress import progress_bar
     from landseg.inference.tiling import make_grid
 

@@ -4,10 +4,10 @@ normalisation (``data.normalisation``), resolved once from the config and the tr
 ``data.bands``: a band count (plain pictures: extra bands such as alpha are dropped), or a list
 of 1-based band numbers to read from GeoTIFF / GDAL rasters, e.g. ``[4, 3, 2, 8]``.
 ``data.normalisation``: ``auto`` (rasters holding anything but uint8 get each band's 1st..99th
-percentile over the training rasters, :func:`landseg.geo.raster.band_statistics`), ``none``
+percentile over the training rasters, :func:`landseg.data.raster.band_statistics`), ``none``
 (8-bit data used as is), or a ``.json`` written by ``landseg data check --band-stats FILE``.
 The result is saved in the run folder (:attr:`landseg.runs.RunFolder.raster_normalisation`), which
-evaluation, prediction, pseudo-labelling and export read back (:func:`landseg.geo.raster.run_normalisation`).
+evaluation, prediction, pseudo-labelling and export read back (:func:`landseg.data.raster.run_normalisation`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 from typing import Sequence
 
 from landseg.config_schema import DataSection
-from landseg.geo.raster import Normalisation, band_statistics, needs_statistics, use_rasterio
+from landseg.data.raster import Normalisation, band_statistics, needs_statistics, use_rasterio
 
 NORMALISATION_MODES = ("auto", "none")
 

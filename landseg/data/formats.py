@@ -1,9 +1,16 @@
-"""Which pixel values landseg reads: 8-bit data, and why other values are refused (one owner of the
-words both the picture readers and the raster readers use)."""
+"""Which files and pixel values landseg reads: the one list of image extensions (pictures through PIL,
+rasters through GDAL) and the 8-bit rule with the words that say why other values are refused, shared by
+the picture readers (:mod:`landseg.data.io`) and the raster readers (:mod:`landseg.data.raster`)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+# read with rasterio: TIFFs (only GDAL keeps CRS, transform and nodata) and GDAL-only formats
+GDAL_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".jp2", ".nc", ".hdf", ".dat", ".bil")
+TIFF_EXTENSIONS = (".tif", ".tiff")
+IMAGE_EXTENSIONS = PICTURE_EXTENSIONS + GDAL_EXTENSIONS
 
 
 def uint8_problem(array: np.ndarray, what: str) -> str | None:

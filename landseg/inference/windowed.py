@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from landseg.geo.raster import Normalisation, open_raster, read_window, select_bands
+from landseg.data.raster import Normalisation, open_raster, read_window, select_bands
 
 
 def _inference():
@@ -273,7 +273,7 @@ def predict_raster(predictor, input_path: str | os.PathLike, classes_path: str |
 
 def _predict_raster(predictor, input_path, classes_path, *, class_names, palette, norm, confidence_path, extra_tags,
                     progress, cog) -> RasterPrediction:
-    from landseg.geo.write import (CLASS_NODATA, CONFIDENCE_NODATA, confidence_to_uint8, open_class_output,
+    from landseg.inference.raster_outputs import (CLASS_NODATA, CONFIDENCE_NODATA, confidence_to_uint8, open_class_output,
                                    open_confidence_output)
 
     src = RasterSource(input_path, norm)

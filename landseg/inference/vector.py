@@ -74,7 +74,7 @@ def vectorise(class_raster: str | os.PathLike, output: str | os.PathLike, *, cla
     from pyogrio.raw import write as raw_write
     from rasterio.windows import Window, transform as window_transform
 
-    from landseg.geo.write import read_class_names
+    from landseg.inference.raster_outputs import read_class_names
     from landseg.io_utils import atomic_path
 
     class_raster, output = os.fspath(class_raster), os.fspath(output)
