@@ -88,6 +88,16 @@ def test_stage_shims_are_thin():
         assert _is_shim(tree), f"landseg/{stage}.py should only hand over to landseg.cli.{stage}"
 
 
+def _strings(tree):
+    """The string constants of a module, its docstrings left out."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
 RUN_FOLDER_FILES = ("best.keras", "last.keras", "model_info.json", "config.yaml", "history.csv", "state.json",
                     "hist_reference.npy", "run.lock")
 
@@ -97,13 +107,22 @@ def test_run_folder_file_names_have_one_owner():
     every other stage reaches the files through RunFolder."""
     where: dict[str, set[str]] = {n: set() for n in RUN_FOLDER_FILES}
     for name, _, tree in _modules():
-        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                      and node.body and isinstance(node.body[0], ast.Expr)
-                      and isinstance(node.body[0].value, ast.Constant)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-                for file_name in RUN_FOLDER_FILES:
-                    if re.search(r"(?<![\w.-])" + re.escape(file_name), node.value):
-                        where[file_name].add(name)
+        for text in _strings(tree):
+            for file_name in RUN_FOLDER_FILES:
+                if re.search(r"(?<![\w.-])" + re.escape(file_name), text):
+                    where[file_name].add(name)
     assert where == {n: {"landseg.runs.folder"} for n in RUN_FOLDER_FILES}
+
+
+def test_library_messages_name_no_command_line_flags():
+    """Library code words errors in its own option names (``tile``); only landseg.cli shows flags (``--tile``),
+    through landseg.errors.OptionError. Commands named as advice (``pip install --no-deps ...``) are fine."""
+    allowed = re.compile(r"pip install|python -m|landseg (data check|predict|train|evaluate)|\bgit\b")
+    found = []
+    for name, _, tree in _modules():
+        if name.startswith("landseg.cli"):
+            continue
+        for text in _strings(tree):
+            if re.search(r"(^|\s)--[a-z]", text) and not allowed.search(text):
+                found.append(f"{name}: {text[:60]!r}")
+    assert found == []

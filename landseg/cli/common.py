@@ -57,13 +57,13 @@ def describe(e: BaseException) -> tuple[str, str | None, int]:
 
     from landseg.config import ConfigError
     from landseg.data.errors import DataError
+    from landseg.errors import LandsegError, OptionError
 
     name = type(e).__name__
-    if name == "TrainingDiverged":
-        return str(e), None, DIVERGED
-    if name == "WorkerLost":
-        return str(e), ("start every worker again with the same command (and TF_CONFIG): the run continues from "
-                        "its last completed epoch"), 1
+    if isinstance(e, OptionError):  # the library's option name, shown as the command's flag
+        return e.text(flag(e.option)), e.hint, e.exit_code
+    if isinstance(e, LandsegError):
+        return str(e), e.hint, e.exit_code
     if isinstance(e, ConfigError):
         return f"config error: {e}", None, USAGE
     if isinstance(e, DataError):
@@ -82,6 +82,11 @@ def describe(e: BaseException) -> tuple[str, str | None, int]:
     if isinstance(e, ValueError):
         return str(e) or name, None, USAGE
     return f"internal error: {name}: {e}", "this is a bug in landseg; run again with --debug and report the traceback", 1
+
+
+def flag(option: str) -> str:
+    """The command-line flag of a library option name: ``batch_size`` -> ``--batch-size``."""
+    return "--" + option.replace("_", "-")
 
 
 def fail(e: BaseException) -> int:

@@ -112,7 +112,7 @@ def _describe_raster(path: str, res: _FileResult):
     res.image_hash = hashlib.sha1(raw.tobytes() + str(raw.shape).encode()).hexdigest()
     if raw.dtype != np.uint8:
         res.problems.append(Problem(INFO, path, f"{raw.shape[-1]}-band {raw.dtype} raster: stretched to 8 bits per band "
-                                    "by data.normalisation (see --band-stats)"))
+                                    "by data.normalisation (band statistics)"))
     nodata = int((~valid).sum())
     if nodata:
         res.problems.append(Problem(INFO, path, f"{nodata} nodata px ({100 * nodata / valid.size:.1f}%): no label"))

@@ -168,7 +168,7 @@ def dataset_info(name: str) -> tuple[str, str]:
     """(class map name, default layout) of a known dataset name."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} "
-                         "(or give --layout and --classmap)")
+                         "(or give a layout and a class map)")
     return DATASETS[name]
 
 

@@ -156,7 +156,9 @@ def export_model(model_path: str | os.PathLike, fmt: str, output: str | os.PathL
         raise ExportError(f"tile {tile} is not a multiple of the model's size multiple {multiple}")
     fixed = [d for d in shape[1:3] if d is not None]
     if fixed and any(d != tile for d in fixed):
-        raise ExportError(f"the model has a fixed input size {shape[1:3]}; pass --tile {fixed[0]}")
+        from landseg.errors import OptionError
+
+        raise OptionError("tile", f"the model has a fixed input size {shape[1:3]}; use {fixed[0]}", tile)
     spec = keras.InputSpec(shape=(None, tile, tile, bands), dtype="float32")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,13 +30,15 @@ def check_weights(weights: Sequence[float], n_models: int | None = None) -> None
     """Ensemble weights: one per model, each finite and >= 0, not all 0 (ValueError saying so)."""
     import math
 
+    from landseg.errors import OptionError
+
     if n_models is not None and len(weights) != n_models:
-        raise ValueError(f"--weights: {len(weights)} weight(s) for {n_models} model(s); give one weight per model")
+        raise OptionError("weights", f"{len(weights)} weight(s) for {n_models} model(s); give one weight per model")
     bad = [w for w in weights if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
     if bad:
-        raise ValueError(f"--weights: {bad[0]!r} is not valid; valid: finite numbers >= 0 (one per model, not all 0)")
+        raise OptionError("weights", f"{bad[0]!r} is not valid; valid: finite numbers >= 0 (one per model, not all 0)")
     if not any(w > 0 for w in weights):
-        raise ValueError("--weights: all weights are 0; at least one model needs a weight > 0")
+        raise OptionError("weights", "all weights are 0; at least one model needs a weight > 0")
 
 
 def load_ensemble(paths: Sequence[str], weights: Sequence[float] | None = None) -> list[ModelEntry]:
@@ -60,7 +62,10 @@ def ensemble_classmap(entries: Sequence[ModelEntry], dataset: str | None = None)
     else:
         cm = next((e.run.classmap for e in entries if e.run is not None), None)
         if cm is None:
-            raise ValueError("no class map: the models have no run artifact beside them; pass --dataset NAME")
+            from landseg.errors import OptionError
+
+            raise OptionError("dataset", "no class map: the models have no run artifact beside them; name a dataset "
+                              "or class map")
     n = entries[0].num_classes
     if cm.num_classes != n:
         raise ValueError(f"class map {cm.name!r} has {cm.num_classes} classes but the models predict {n}")

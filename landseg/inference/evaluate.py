@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landseg.errors import OptionError
 from landseg.inference.predict import PredictorSettings
 from landseg.runs import RunFolder
 from landseg.inference.progress import Progress, progress_bar
@@ -95,8 +96,8 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
     run_data = run_cfg.get("data", {})
     dataset = dataset or run_data.get("name")
     if dataset is None:
-        raise ValueError(f"no dataset: the model has no run artifact ({RunFolder.INFO} + {RunFolder.CONFIG}); "
-                         "give --dataset")
+        raise OptionError("dataset", f"none given, and the model has no run artifact ({RunFolder.INFO} + "
+                          f"{RunFolder.CONFIG}) to take it from")
     classmap_name, layout = resolve_dataset(dataset, layout=layout or (run_data.get("layout") if run_data.get("name") == dataset else None))
     classmap = run.classmap if run is not None else resolve_classmap(classmap_name)
     if unknown_mask_values is None:
@@ -120,7 +121,7 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
                                      "an ensemble score would mix seen images")
     if samples is None:
         if data_dir is None:
-            raise ValueError("no data folder: give --data-dir")
+            raise OptionError("data_dir", "none given, and the model's run records none")
         files = discover(data_dir, layout)
         samples = list(files.labelled)
         if split == "all":
@@ -142,7 +143,7 @@ def plan_evaluation(runs, *, data_dir=None, dataset=None, layout=None, split: st
             split_info.update(val_fraction=vf, seed=sd, by_group=by_group, val_groups=groups or [],
                               from_run="parameters" if run is not None else False)
     if not samples:
-        raise ValueError("the split holds no images; use --split all")
+        raise OptionError("split", "holds no images; score them all ('all')", split)
     return EvalPlan(classmap, samples, dataset, unknown_mask_values == "ignore", split_info, left_out)
 
 

@@ -44,20 +44,22 @@ class PredictorSettings:
 
         from landseg.inference.tta import TTA_MODES
 
+        from landseg.errors import invalid
+
         def bad(option, value, valid):
-            raise ValueError(f"{option} {value!r} is not valid; valid: {valid}")
+            raise invalid(option, value, valid)
 
         if isinstance(self.tile, bool) or not isinstance(self.tile, int) or not 0 < self.tile <= MAX_TILE:
-            bad("--tile", self.tile, f"a whole number of pixels > 0 and <= {MAX_TILE} (rounded up to the model's "
+            bad("tile", self.tile, f"a whole number of pixels > 0 and <= {MAX_TILE} (rounded up to the model's "
                 "size multiple)")
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, float)) or not math.isfinite(self.overlap) \
                 or not 0 <= self.overlap < 1:
-            bad("--overlap", self.overlap, "a fraction of the tile in [0, 1), e.g. 0.25")
+            bad("overlap", self.overlap, "a fraction of the tile in [0, 1), e.g. 0.25")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
                 or not 0 < self.batch_size <= MAX_BATCH:
-            bad("--batch-size", self.batch_size, f"a whole number of tiles > 0 and <= {MAX_BATCH}")
+            bad("batch_size", self.batch_size, f"a whole number of tiles > 0 and <= {MAX_BATCH}")
         if self.tta not in TTA_MODES:
-            bad("--tta", self.tta, ", ".join(sorted(TTA_MODES)))
+            bad("tta", self.tta, ", ".join(sorted(TTA_MODES)))
 
     def build(self, entries):
         from landseg.inference.predictor import Predictor
@@ -272,10 +274,12 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
 
     settings = settings or PredictorSettings()
     if shard is not None and vector is not None:
-        raise ValueError("--vector writes one file for the whole collection; it cannot be combined with --shard")
+        from landseg.errors import OptionError
+
+        raise OptionError("vector", "writes one file for the whole collection, so it cannot be combined with a shard")
     check_writable_dir(output)  # before any model is loaded or scene predicted
     if vector is not None:
-        check_writable_dir(Path(vector).resolve().parent, "folder of --vector")
+        check_writable_dir(Path(vector).resolve().parent, "folder of the vector file")
     models = [os.fspath(m) for m in models]
     all_paths = list_inputs(input_dir)
     names = unique_stems(all_paths)  # over the whole collection: shards never write the same name
@@ -324,7 +328,7 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
                              class_pixels=[d["pixels_per_class"][n] for n in classmap.class_names],
                              pixel_area=area, crs=crs)
     elif vector is not None:
-        log.warning("--vector: no GeoTIFF / GDAL raster among the inputs, no polygons written")
+        log.warning(f"{vector}: no GeoTIFF / GDAL raster among the inputs, no polygons written")
     summary = {
         "models": [os.path.abspath(m) for m in models],
         "weights": [e.weight for e in entries],

@@ -33,14 +33,17 @@ SIDECAR_DIR = "done"
 SIDECAR_VERSION = 1
 
 
+from landseg.errors import invalid  # noqa: E402
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"I/N"`` -> (I, N) with 0 <= I < N; ValueError naming the valid form otherwise."""
     try:
         i, n = (int(v) for v in str(text).split("/"))
     except ValueError:
-        raise ValueError(f"--shard {text!r} is not valid; valid: I/N with 0 <= I < N, e.g. 0/4") from None
+        raise invalid("shard", text, "I/N with 0 <= I < N, e.g. 0/4") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {text!r} is not valid; valid: I/N with 0 <= I < N, e.g. 0/4")
+        raise invalid("shard", text, "I/N with 0 <= I < N, e.g. 0/4")
     return i, n
 
 

@@ -35,7 +35,7 @@ EVAL_DIR = "eval_cv"
 
 
 class CVError(ValueError):
-    """A cross-validation that cannot be run as asked (too few scene groups, a folder of another CV)."""
+    """A cross-validation folder that cannot be continued (it holds another recipe or partition)."""
 
 
 @dataclass
@@ -47,13 +47,15 @@ class Fold:
 
 def assign_folds(groups: list[str], k: int, seed: int) -> list[list[str]]:
     """Deal the scene ``groups`` into ``k`` folds (shuffled with ``seed``; sizes differ by at most one group)."""
+    from landseg.errors import OptionError
+
     groups = sorted(set(groups))
     if k < 2:
-        raise CVError(f"--folds {k}: cross-validation needs at least 2 folds")
+        raise OptionError("folds", "is too few: cross-validation needs at least 2 folds", k)
     if k > len(groups):
-        raise CVError(f"--folds {k}: the dataset has only {len(groups)} scene group(s) ({', '.join(groups[:10])}"
-                      f"{' ...' if len(groups) > 10 else ''}); every fold needs at least one: use --folds "
-                      f"{len(groups)} or fewer")
+        raise OptionError("folds", f"is more than the dataset's {len(groups)} scene group(s) ({', '.join(groups[:10])}"
+                          f"{' ...' if len(groups) > 10 else ''}); every fold needs at least one: use "
+                          f"{len(groups)} or fewer", k)
     random.Random(seed).shuffle(groups)
     return [sorted(groups[i::k]) for i in range(k)]
 

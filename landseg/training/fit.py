@@ -14,6 +14,7 @@ from pathlib import Path
 
 from landseg import config as cfg
 from landseg.config_schema import RunSection
+from landseg.errors import LandsegError
 from landseg.runs import RunFolder, save_run, split_record
 from landseg.runs import select as runs
 from landseg.training.setup import (build_datasets, cardinality, check_crop_size, check_step_memory, compile_model, is_chief,
@@ -23,12 +24,18 @@ from landseg.training.setup import (build_datasets, cardinality, check_crop_size
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(LandsegError, RuntimeError):
     """The loss became NaN/inf; the best model so far is kept."""
 
+    exit_code = 3
 
-class WorkerLost(RuntimeError):
+
+class WorkerLost(LandsegError, RuntimeError):
     """Multi-worker training: another worker stopped (its collectives failed); the last completed epoch is kept."""
+
+    exit_code = 1
+    hint = ("start every worker again with the same command (and TF_CONFIG): the run continues from its last "
+            "completed epoch")
 
 
 def _configure_threads(run: RunSection) -> None:

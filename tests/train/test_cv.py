@@ -21,7 +21,9 @@ def test_folds_deal_every_group_once():
     assert sorted(flat) == sorted(groups) and len(flat) == len(set(flat))
     assert sorted(len(f) for f in folds) == [2, 2, 3]
     assert folds == cv.assign_folds(list(reversed(groups)), 3, seed=5)  # input order does not matter
-    with pytest.raises(cv.CVError, match=r"--folds 8: the dataset has only 7 scene group\(s\).*--folds 7 or fewer"):
+    from landseg.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"folds 8 is more than the dataset's 7 scene group\(s\).*use 7 or fewer"):
         cv.assign_folds(groups, 8, 0)
 
 
@@ -102,5 +104,5 @@ def test_more_folds_than_scene_groups_is_one_line(tiny_config, capsys):
             "data.synthetic.n_images=12", "data.synthetic.size=64"]
     assert common.guarded(cv_main, argv, prog="landseg cv") == 2
     err = capsys.readouterr().err
-    assert "--folds 13: the dataset has only 12 scene group(s)" in err and len(err.strip().splitlines()) == 1
+    assert "--folds 13 is more than the dataset's 12 scene group(s)" in err and len(err.strip().splitlines()) == 1
     assert not Path(c["run"]["output_dir"]).exists()
