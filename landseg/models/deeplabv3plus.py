@@ -7,9 +7,11 @@ convolutions, the classifier, and the logits upsampled to the input.
 Where the stride-16 feature comes from: Lite0/1/2, MobileNetV2 and ResNet50 end at stride 32, and
 their last stage is *dilated* to stride 16 (its stride-2 convolution runs at stride 1, every later
 3x3 / depthwise convolution at dilation 2: DeepLab's own rule for ResNet and MobileNetV2), rather
-than cutting ASPP in at the stride-16 feature. Why: the last stage holds most of a pretrained
-encoder's weights (Lite0: 192/320 channels, ~60% of its parameters) and its widest features; dropping
-it would throw them away, and at stride 16 it costs about as much as ASPP itself. geoembed's ResNet-18
+than cutting ASPP in at the stride-16 feature. Why: the last two stages hold most of a pretrained
+encoder's weights (Lite0: 76% of its encoder parameters, MobileNetV2: 70%) and its widest features;
+dropping them would throw those away, and run at stride 16 they cost about what ASPP does (Lite0 at
+256²: ~0.57 against ~0.67 GMAC for ASPP at width 256; the two 3x3 decoder convolutions at stride 4,
+~5 GMAC, dominate either way). geoembed's ResNet-18
 ends at stride 8: ASPP runs there (rates 12/24/36, the paper's rule for output stride 8) on the
 stride-2 feature as the low level (ratio 4 kept); with ``input_downsample`` 2 those are strides 16
 and 4 of the image.

@@ -11,9 +11,9 @@ from landseg.models import build_model, get_model_spec, load_model
 from landseg.models.fold import FoldedBatchNorm, fold_batchnorm
 
 CASES = [
-    ("lite_unet", {"encoder": "mobilenet_v2", "encoder_weights": "imagenet-mobilenet_v2"}),
+    ("lite_unet", {"encoder": "mobilenet_v2"}),
     ("lite_unet", {"encoder": "resnet18_geoembed", "input_downsample": 4}),
-    ("deeplabv3plus", {"encoder": "efficientnet_lite2", "aspp_filters": 16}),
+    ("deeplabv3plus", {"encoder": "efficientnet_lite2", "encoder_weights": "imagenet-lite2", "aspp_filters": 16}),
     ("deeplabv3plus", {"encoder": "resnet50", "aspp_filters": 16}),
 ]
 
