@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import math
 
-from keras import layers
-
-from .layers import LayerBook, relu6
+from .layers import INVERTED_RESIDUAL_PARTS, LayerBook, atrous_step, inverted_residual, relu6
 
 # (kernel, stride, expand ratio, output channels, repeats) of the seven stages of B0 / Lite0.
 LITE0_STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
@@ -29,6 +27,7 @@ VARIANTS = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), 
 BN_EPSILON = 1e-3
 STEM = 32
 SKIP_STAGES = {2: 0, 4: 1, 8: 2, 16: 4, 32: 6}  # stride -> stage whose last block gives that feature
+_KEYS = ("expand_conv", "bn0", "depthwise_conv", "bn1", "project_conv", "bn2")  # layer / state-dict names per part
 
 
 def round_filters(filters: int, width: float, divisor: int = 8) -> int:
@@ -59,27 +58,17 @@ def lite_features(x, book: LayerBook, variant: str = "efficientnet_lite0", outpu
     """
     x = book.conv("encoder_stem_conv", "_conv_stem", STEM, 3, strides=2)(x)
     x = relu6("encoder_stem_relu")(book.bn("encoder_stem_bn", "_bn0")(x))
-    features, block, cin, stride, rate = {}, 0, STEM, 2, 1
+    features, block, stride, rate = {}, 0, 2, 1
     for stage, (kernel, s, expand, cout, repeats) in enumerate(stages(variant)):
         for r in range(repeats):
-            p, t, inputs = f"encoder_b{block}_", f"_blocks.{block}._", x
-            step, dilation = (s if r == 0 else 1), rate
-            if step > 1 and stride * step > output_stride:
-                step, rate = 1, rate * step
-            if expand != 1:
-                x = book.conv(p + "expand_conv", t + "expand_conv", cin * expand, 1)(x)
-                x = relu6(p + "expand_relu")(book.bn(p + "bn0", t + "bn0")(x))
-            x = book.depthwise(p + "depthwise_conv", t + "depthwise_conv", kernel, strides=step, dilation=dilation)(x)
-            x = relu6(p + "depthwise_relu")(book.bn(p + "bn1", t + "bn1")(x))
-            x = book.conv(p + "project_conv", t + "project_conv", cout, 1)(x)
-            x = book.bn(p + "bn2", t + "bn2")(x)
-            if r > 0:  # stride 1 and cin == cout: identity skip
-                x = layers.Add(name=p + "add")([x, inputs])
-            stride *= step
-            block, cin = block + 1, cout
+            p, t = f"encoder_b{block}_", f"_blocks.{block}._"
+            step, dilation, rate = atrous_step(s if r == 0 else 1, stride, rate, output_stride)
+            names = {part: (p + key, t + key) for part, key in zip(INVERTED_RESIDUAL_PARTS, _KEYS)}
+            x = inverted_residual(x, book, p, names, expand=expand, kernel=kernel, strides=step, dilation=dilation,
+                                  cout=cout, residual=r > 0, torch_padding=False)  # r > 0: stride 1, cin == cout
+            stride, block = stride * step, block + 1
         if stage in SKIP_STAGES.values():
             features[stride] = x
     return features
-
 
 from .layers import FrozenStatsBatchNorm  # noqa: E402,F401  (lived here before layers.py; kept for imports)

@@ -113,3 +113,37 @@ def torch_pad(x, kernel: int, strides: int, name: str):
     if strides == 1:
         return x, "same"
     return layers.ZeroPadding2D(kernel // 2, name=name)(x), "valid"
+
+
+def atrous_step(strides: int, stride: int, rate: int, output_stride: int) -> tuple[int, int, int]:
+    """DeepLab's rule for an ``output_stride`` below the encoder's own: a layer that would take the features
+    past it runs at stride 1, and every later layer dilates by the stride it skipped.
+
+    ``stride`` / ``rate``: the features' stride and dilation so far. Returns (this layer's stride, this
+    layer's dilation, the dilation after it).
+    """
+    if strides > 1 and stride * strides > output_stride:
+        return 1, rate, rate * strides
+    return strides, rate, rate
+
+
+INVERTED_RESIDUAL_PARTS = ("expand_conv", "expand_bn", "depthwise_conv", "depthwise_bn", "project_conv", "project_bn")
+
+
+def inverted_residual(x, book: LayerBook, prefix: str, names: dict, *, expand: int, kernel: int, strides: int,
+                      dilation: int, cout: int, residual: bool, torch_padding: bool):
+    """MobileNetV2's / EfficientNet-Lite's block: [1x1 expand, BN, ReLU6], depthwise, BN, ReLU6, 1x1 project,
+    BN, [+ input]. ``names``: {part: (layer name, source key)} for ``INVERTED_RESIDUAL_PARTS``;
+    ``torch_padding``: PyTorch's symmetric padding before a strided depthwise convolution, else "same"."""
+    inputs = x
+    if expand != 1:
+        x = book.conv(*names["expand_conv"], x.shape[-1] * expand, 1)(x)
+        x = relu6(prefix + "expand_relu")(book.bn(*names["expand_bn"])(x))
+    x, pad = torch_pad(x, kernel, strides, prefix + "depthwise_pad") if torch_padding else (x, "same")
+    x = book.depthwise(*names["depthwise_conv"], kernel, strides=strides, dilation=dilation, padding=pad)(x)
+    x = relu6(prefix + "depthwise_relu")(book.bn(*names["depthwise_bn"])(x))
+    x = book.conv(*names["project_conv"], cout, 1)(x)
+    x = book.bn(*names["project_bn"])(x)
+    if residual:
+        x = layers.Add(name=prefix + "add")([x, inputs])
+    return x

@@ -13,9 +13,7 @@ EfficientNet-Lite's head is not: the stride-32 feature is ``features.17`` (320 c
 
 from __future__ import annotations
 
-from keras import layers
-
-from .layers import LayerBook, relu6, torch_pad
+from .layers import INVERTED_RESIDUAL_PARTS, LayerBook, atrous_step, inverted_residual, relu6, torch_pad
 
 # (expand ratio t, output channels c, repeats n, first stride s), torchvision's inverted_residual_setting
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -37,24 +35,16 @@ def mobilenet_v2_features(x, book: LayerBook, output_stride: int = 32) -> dict:
     features, index, cin, stride, rate = {}, 1, STEM, 2, 1
     for stage, (t, cout, repeats, s) in enumerate(SETTINGS):
         for r in range(repeats):
-            p, k, inputs = f"encoder_f{index}_", f"features.{index}.conv.", x
-            step, dilation = (s if r == 0 else 1), rate
-            if step > 1 and stride * step > output_stride:
-                step, rate = 1, rate * step
-            j = 0  # torch index inside .conv: [expand ConvBNReLU], depthwise ConvBNReLU, project conv, project BN
-            if t != 1:
-                x = book.conv(p + "expand_conv", f"{k}0.0", cin * t, 1)(x)
-                x = relu6(p + "expand_relu")(book.bn(p + "expand_bn", f"{k}0.1")(x))
-                j = 1
-            x, pad = torch_pad(x, 3, step, p + "depthwise_pad")
-            x = book.depthwise(p + "depthwise_conv", f"{k}{j}.0", 3, strides=step, dilation=dilation, padding=pad)(x)
-            x = relu6(p + "depthwise_relu")(book.bn(p + "depthwise_bn", f"{k}{j}.1")(x))
-            x = book.conv(p + "project_conv", f"{k}{j + 1}", cout, 1)(x)
-            x = book.bn(p + "project_bn", f"{k}{j + 2}")(x)
-            if step == 1 and cin == cout:
-                x = layers.Add(name=p + "add")([x, inputs])
-            stride *= step
-            index, cin = index + 1, cout
+            p, k, own_stride = f"encoder_f{index}_", f"features.{index}.conv.", s if r == 0 else 1
+            step, dilation, rate = atrous_step(own_stride, stride, rate, output_stride)
+            # torch indices inside .conv: [expand ConvBNReLU], depthwise ConvBNReLU, project conv, project BN
+            keys = [f"{k}0.0", f"{k}0.1"] if t != 1 else [None, None]
+            j = 1 if t != 1 else 0
+            keys += [f"{k}{j}.0", f"{k}{j}.1", f"{k}{j + 1}", f"{k}{j + 2}"]
+            names = {part: (p + part, key) for part, key in zip(INVERTED_RESIDUAL_PARTS, keys)}
+            x = inverted_residual(x, book, p, names, expand=t, kernel=3, strides=step, dilation=dilation, cout=cout,
+                                  residual=own_stride == 1 and cin == cout, torch_padding=True)
+            stride, index, cin = stride * step, index + 1, cout
         if stage in SKIP_STAGES.values():
             features[stride] = x
     return features
