@@ -12,7 +12,7 @@ import os
 # works on a trained (compiled) model after `import landseg.models`.
 from .. import losses as _losses, metrics as _metrics  # noqa: F401
 from . import common, cse_unet, deeplabv3  # noqa: F401
-from .encoders import efficientnet_lite  # noqa: F401  (registers FrozenStatsBatchNorm)
+from . import encoders  # noqa: F401  (registers FrozenStatsBatchNorm)
 from .registry import ModelSpec, Option, available_models, build_model, check_input_size, get_model_spec
 from .weights import WeightsNotFoundError
 
@@ -25,7 +25,7 @@ def custom_objects() -> dict:
     from .common import BilinearUpsample, FastBatchNorm, InputSizeCheck
     from .cse_unet import ConvBN, ConvStack, DualPathFusion, UpConcat
     from .deeplabv3 import ImagePooling
-    from .encoders.efficientnet_lite import FrozenStatsBatchNorm
+    from .encoders.layers import FrozenStatsBatchNorm
 
     objs = [InputSizeCheck, FastBatchNorm, FrozenStatsBatchNorm, BilinearUpsample, ConvBN, ConvStack, DualPathFusion, UpConcat,
             ImagePooling]

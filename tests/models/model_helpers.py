@@ -9,6 +9,7 @@ TINY = {
     "fpn": {"backbone": "resnet18"},
     "deeplabv3_resnet50": {"aspp_filters": 16},
     "lite_unet": {"input_downsample": 2},
+    "deeplabv3plus": {"encoder": "mobilenet_v2", "aspp_filters": 16},
 }
 NUM_CLASSES = 6
 SIZE = 64

