@@ -110,6 +110,8 @@ class DataSection(Section):
     rotate90: bool
     rare_class_crops: bool
     color_jitter: bounded(float, 0, 5)
+    scale_jitter: bounded(float, 0, 1)
+    blur: Fraction
     pseudo_label_dirs: list[str]
     cache: bool | str
     synthetic: SyntheticSection

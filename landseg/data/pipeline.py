@@ -375,6 +375,45 @@ def _color_jitter(image, seed, strength: float):
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
+def _scale_jitter(image, mask, seed, ch, cw, ignore, amount: float):
+    """Crop ``(ch, cw) / s`` with ``s`` drawn log-uniformly from ``[1 / (1 + amount), 1 + amount]``, resized
+    back to ``(ch, cw)``: image bilinear, mask nearest (so labels stay labels). Scenes of other regions or
+    sensors show fields, buildings and roads at other pixel sizes; this shows the model a range of them."""
+    tf = _tf()
+    s = tf.random.experimental.stateless_split(seed, 3)
+    log_max = float(np.log1p(amount))
+    scale = tf.exp(tf.random.stateless_uniform([], s[0], -log_max, log_max))
+    sh = tf.maximum(1, tf.cast(tf.round(ch / scale), tf.int32))
+    sw = tf.maximum(1, tf.cast(tf.round(cw / scale), tf.int32))
+    image, mask = _pad_to(image, mask, sh, sw, ignore)
+    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+    y0 = tf.random.stateless_uniform([], s[1], 0, h - sh + 1, dtype=tf.int32)
+    x0 = tf.random.stateless_uniform([], s[2], 0, w - sw + 1, dtype=tf.int32)
+    image = tf.image.resize(image[y0:y0 + sh, x0:x0 + sw], (ch, cw), method="bilinear")
+    mask = tf.image.resize(mask[y0:y0 + sh, x0:x0 + sw, None], (ch, cw), method="nearest")[..., 0]
+    return tf.cast(tf.round(image), tf.uint8), tf.cast(mask, tf.uint8)
+
+
+def _blur(image, seed, probability: float, max_sigma: float = 1.5):
+    """With ``probability``, a Gaussian blur of sigma in [0.3, ``max_sigma``] px (separable, per band):
+    haze, defocus and resampling soften other scenes' edges. Returns float32 on the input's 0-255 scale."""
+    tf = _tf()
+    s = tf.random.experimental.stateless_split(seed, 2)
+    x = tf.cast(image, tf.float32)
+    sigma = tf.random.stateless_uniform([], s[0], 0.3, max_sigma)
+    radius = int(np.ceil(3 * max_sigma))
+    t = tf.range(-radius, radius + 1, dtype=tf.float32)
+    k = tf.exp(-0.5 * (t / sigma) ** 2)
+    k = k / tf.reduce_sum(k)
+    bands = image.shape[-1]
+    kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, bands, 1])
+    ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, bands, 1])
+    padded = tf.pad(x[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    blurred = tf.nn.depthwise_conv2d(tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID"), ky, [1, 1, 1, 1],
+                                     "VALID")[0]
+    return tf.cond(tf.random.stateless_uniform([], s[1]) < probability, lambda: blurred, lambda: x)
+
+
 def _grid_tiles(image, mask, ch, cw, ignore):
     """Deterministic non-overlapping crops covering the whole scene (padded, padding ignored)."""
     tf = _tf()
@@ -393,12 +432,13 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
                   cache="auto", seed: int = 0, bands: int = 3, crops_per_image: int = 1,
                   unknown_to_ignore: bool = False, shuffle_buffer: int | None = None,
                   drop_remainder: bool | None = None, num_parallel_calls=None, raster_norm=None,
-                  color_jitter: float = 0.0):
+                  color_jitter: float = 0.0, scale_jitter: float = 0.0, blur: float = 0.0):
     """Build a ``tf.data.Dataset`` of ``(float32 (B, h, w, C) in [0, 1], int32 (B, h, w))``.
 
     ``training=True``: per epoch, ``crops_per_image`` random crops of every scene (scenes
     shuffled, crops shuffled), with flips/90-degree rotations and, if ``color_jitter`` > 0,
-    photometric jitter of that strength (``_color_jitter``); deterministic for a given
+    photometric jitter of that strength (``_color_jitter``), with ``scale_jitter`` > 0 crops at random
+    scales (``_scale_jitter``) and with ``blur`` > 0 that fraction blurred (``_blur``); deterministic for a given
     ``seed`` yet different in each epoch. ``rare_class_crops``: False, True (half of the
     crops centred on a class drawn uniformly among those present) or that fraction.
     ``training=False``: every scene tiled into a padded grid of ``crop_size`` crops, in
@@ -472,10 +512,18 @@ def build_dataset(samples: Sequence[Sample], classmap, *, training: bool, crop_s
         def crop_augment(scene, element_seed):
             image, mask = scene
             s = tf.random.experimental.stateless_split(element_seed, 2)
-            image, mask = _random_crop(image, mask, s[0], ch, cw, ignore, cm.num_classes, rare)
+            if scale_jitter:  # a larger or smaller window around the (rare-class) crop, resized to the crop size
+                margin = int(np.ceil(max(ch, cw) * (1 + scale_jitter)))
+                image, mask = _random_crop(image, mask, s[0], margin, margin, ignore, cm.num_classes, rare)
+                image, mask = _scale_jitter(image, mask, tf.random.experimental.stateless_fold_in(s[0], 7), ch, cw,
+                                            ignore, float(scale_jitter))
+            else:
+                image, mask = _random_crop(image, mask, s[0], ch, cw, ignore, cm.num_classes, rare)
             image, mask = _augment(image, mask, s[1], flips, rotate90, ch == cw)
             if color_jitter:  # its own seed, so crops and flips stay those of an unjittered run
                 image = _color_jitter(image, tf.random.experimental.stateless_fold_in(s[1], 1), float(color_jitter))
+            if blur:
+                image = _blur(image, tf.random.experimental.stateless_fold_in(s[1], 2), float(blur))
             return image, mask
 
         ds = ds.map(crop_augment, num_parallel_calls=autotune, deterministic=True)

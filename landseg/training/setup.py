@@ -263,7 +263,8 @@ def build_datasets(config: cfg.Config, train, val, classmap, hist_ref, global_ba
                   seed=config.run.seed, unknown_to_ignore=d.unknown_mask_values == "ignore",
                   cache=cache)
     train_ds = build_dataset(train, classmap, training=True, flips=d.flips, rotate90=d.rotate90,
-                             rare_class_crops=d.rare_class_crops, color_jitter=d.color_jitter, **common)
+                             rare_class_crops=d.rare_class_crops, color_jitter=d.color_jitter,
+                             scale_jitter=d.scale_jitter, blur=d.blur, **common)
     val_ds = build_dataset(val, classmap, training=False, flips=False, rotate90=False, **common)
     return train_ds, val_ds
 

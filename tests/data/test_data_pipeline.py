@@ -173,3 +173,30 @@ def test_color_jitter_changes_colours_not_geometry_nor_labels(tmp_path):
         assert np.abs(xp - xj).mean() > 0.01
         for a, b in zip(xp, xj):
             assert np.corrcoef(a.mean(-1).ravel(), b.mean(-1).ravel())[0, 1] > 0.8
+
+
+def test_scale_jitter_and_blur_keep_labels_and_alignment(tmp_path):
+    """Scale jitter resizes image and mask together (mask by nearest neighbour, so every label is a label of
+    the scene); blur softens the image only. The class coded in band 1 still matches the mask away from
+    class edges, where bilinear resizing and blur mix neighbouring classes."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(3):  # 16 px class blocks: wide enough to have interiors after blur and rescaling
+        mask = np.repeat(np.repeat(rng.integers(0, 6, (6, 6)), 16, 0), 16, 1).astype(np.uint8)
+        yy, xx = np.mgrid[0:96, 0:96]
+        image = np.stack([mask * 40 + 5, (yy * 3) % 256, (xx * 2 + i) % 256], -1).astype(np.uint8)
+        samples.append(Sample(save(tmp_path / "images" / f"{i}.png", image), save(tmp_path / "masks" / f"{i}.png", mask)))
+    kw = dict(training=True, crop_size=32, batch_size=4, crops_per_image=8, seed=5, flips=False, rotate90=False)
+    plain = np.concatenate([y for _, y in build_dataset(samples, CM, **kw).as_numpy_iterator()])
+    x, y = (np.concatenate(a) for a in zip(*build_dataset(samples, CM, scale_jitter=0.5, blur=1.0, **kw)
+                                           .as_numpy_iterator()))
+    assert set(np.unique(y)) <= set(range(6)) and x.shape == (24, 32, 32, 3)
+    interior = np.stack([ndimage.minimum_filter(m, 11) == ndimage.maximum_filter(m, 11) for m in y])
+    assert interior.mean() > 0.2
+    np.testing.assert_array_equal(_decode_class(x)[interior], y[interior])
+    # the crops were rescaled: they are not the crops of an unjittered run
+    assert not np.array_equal(y, plain)
+    sharp = np.concatenate([a for a, _ in build_dataset(samples, CM, scale_jitter=0.5, **kw).as_numpy_iterator()])
+    assert np.abs(np.diff(x[..., 1], axis=1)).mean() < np.abs(np.diff(sharp[..., 1], axis=1)).mean()

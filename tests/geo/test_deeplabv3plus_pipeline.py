@@ -33,7 +33,7 @@ def test_deeplabv3plus_trains_reloads_folds_exports_and_maps_a_geotiff(trained, 
     from landseg.inference import ModelEntry, Predictor
     from landseg.models import build_model, load_model
     from landseg.models.fold import fold_batchnorm
-    from landseg.run_artifact import load_run
+    from landseg.runs import load_run
 
     info = load_run(trained)
     assert info.model == "deeplabv3plus" and info.size_multiple == 16
@@ -55,7 +55,7 @@ def test_deeplabv3plus_trains_reloads_folds_exports_and_maps_a_geotiff(trained, 
         r = export_model(trained, fmt, tmp_path / fmt, tile=64)
         assert r.max_abs_diff <= TOLERANCES[fmt] and r.argmax_agreement == 1.0, fmt
 
-    from landseg.geo.windowed import predict_raster
+    from landseg.inference.windowed import predict_raster
 
     image = smooth_image(80, 112, bands=3, seed=3)
     transform = write_geotiff(tmp_path / "scene.tif", image)
