@@ -36,7 +36,8 @@ def load_model(path, compile: bool = False, **kwargs):
     """keras.models.load_model with landseg's layers registered and SM_FRAMEWORK=tf.keras set.
 
     ``compile=False`` by default: training compiles its own loss, prediction needs none. With
-    ``compile=True`` landseg's losses and metrics are imported first so they deserialize.
+    ``compile=True`` landseg's losses and metrics are imported first so they deserialize. Always in Keras'
+    ``safe_mode``: a file holding Python code (a ``Lambda`` layer's bytecode) is refused, never run.
     """
     os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
     import keras
@@ -48,4 +49,5 @@ def load_model(path, compile: bool = False, **kwargs):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: model file not found")
-    return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile, **kwargs)
+    kwargs.pop("safe_mode", None)  # never lifted: models come from files users download
+    return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile, safe_mode=True, **kwargs)
