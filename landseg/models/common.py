@@ -42,6 +42,15 @@ def size_error_message(name: str, h, w, multiple: int) -> str:
             f"Crop or pad the input, e.g. to {nearest(h)}x{nearest(w)}.")
 
 
+def caffe_affine(mean_rgb, bands: int) -> tuple[list[float], list[float]]:
+    """(mean, variance) for keras Normalization mapping [0, 1] RGB to Caffe-style 0-255 pixels minus
+    ``mean_rgb`` (VGG16 and ResNet50 ImageNet weights, HED); extra bands reuse the RGB means cyclically."""
+    import numpy as np
+
+    mean = np.asarray(mean_rgb, "float64")[np.arange(bands) % 3] / 255.0
+    return mean.tolist(), [(1 / 255.0) ** 2] * bands
+
+
 def classification_head(x, num_classes: int, logits: bool, name: str = "head"):
     """Conv1x1 to classes, then softmax unless ``logits``; float32 even under mixed precision."""
     x = layers.Conv2D(num_classes, 1, name=f"{name}_conv")(x)
@@ -62,14 +71,14 @@ class FastBatchNorm(layers.BatchNormalization):
     their forward+backward cost about 4x TF's FusedBatchNormV3 (504 vs 120 ms on a
     2x256x256x64 tensor, where a 3x3 conv takes ~1 s), which made BN ~40% of CSE-UNet's
     training step. Same weights, config and numbers as keras BatchNormalization (moving
-    variance uses the biased batch variance, as Keras does). Other backends, masks, renorm
-    and synchronized BN use the Keras implementation.
+    variance uses the biased batch variance, as Keras does; ``scale=False`` / ``center=False``
+    feed the fused op ones / zeros). Other backends, masks, renorm and synchronized BN use the
+    Keras implementation.
     """
 
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
-                and not self.synchronized and len(inputs.shape) == 4 and self.axis in (-1, 3)
-                and self.center and self.scale)
+                and not self.synchronized and len(inputs.shape) == 4 and self.axis in (-1, 3))
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
@@ -77,7 +86,9 @@ class FastBatchNorm(layers.BatchNormalization):
         import tensorflow as tf
 
         x = tf.cast(inputs, tf.float32)
-        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        channels = tf.shape(x)[-1:]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones(channels, tf.float32)
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros(channels, tf.float32)
         if training and self.trainable:
             y, mean, var = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon, is_training=True)
             n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)

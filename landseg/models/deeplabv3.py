@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 
 import keras
-import numpy as np
 from keras import layers
 
-from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck
+from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck, caffe_affine
 from .weights import cached_weights, check_weights_file, transfer_weights
 
 # keras.applications' ImageNet ResNet50 without its classifier, as Keras caches it
@@ -112,11 +111,10 @@ def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), outp
             if not isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False
 
-    idx = np.arange(bands) % 3
-    mean = (np.asarray(CAFFE_MEAN_RGB)[idx] / 255.0).tolist()
+    mean, var = caffe_affine(CAFFE_MEAN_RGB, bands)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(output_stride, name, name="input_size_check")(inputs)
-    x = layers.Normalization(mean=mean, variance=[(1 / 255.0) ** 2] * bands, name="input_scaling")(x)
+    x = layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)
     f = backbone(x)
     rates = (6, 12, 18) if output_stride == 16 else (3, 6, 9)
     branches = [_conv_bn_relu(f, aspp_filters, 1, name="aspp0")]

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .common import BN_MOMENTUM, BilinearUpsample, InputSizeCheck
+from .common import BN_MOMENTUM, BilinearUpsample, InputSizeCheck, caffe_affine
 from .weights import check_weights_file, no_download, transfer_weights
 
 SIZE_MULTIPLE = 32  # five 2x downsamplings in every sm backbone
@@ -107,7 +107,7 @@ def load_hed_vgg16(core, bands: int) -> int:
     import h5py
 
     from .encoders import weights_file
-    from .weights import adapt_band_axis
+    from .weights import caffe_first_kernel
 
     n = 0
     with h5py.File(weights_file("hed-vgg16"), "r") as f:
@@ -116,9 +116,7 @@ def load_hed_vgg16(core, bands: int) -> int:
                 group = f[f"block{block}/layers/conv2d{'' if j == 0 else f'_{j}'}/vars"]
                 kernel, bias = np.asarray(group["0"]), np.asarray(group["1"])
                 if block == 1 and j == 0:
-                    kernel = kernel[:, :, ::-1, :]
-                    if bands != 3:
-                        kernel = adapt_band_axis(kernel, bands, axis=2, scale=True)
+                    kernel = caffe_first_kernel(kernel, bands)
                 core.get_layer(f"block{block}_conv{j + 1}").set_weights([kernel, bias])
                 n += 1
     return n
@@ -152,7 +150,7 @@ def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), bac
             raise ValueError(f"encoder_weights='hed-vgg16' fits backbone 'vgg16', not {backbone!r}")
         core = _sm_core(arch, num_classes, bands, backbone, None, freeze_encoder, logits)
         load_hed_vgg16(core, bands)
-        mean, var = [m / 255.0 for m in HED_MEAN_RGB[np.arange(bands) % 3]], [(1 / 255.0) ** 2] * bands
+        mean, var = caffe_affine(HED_MEAN_RGB, bands)
     else:
         if encoder_weights not in (None, "imagenet"):
             encoder_weights = check_weights_file(os.fspath(encoder_weights))

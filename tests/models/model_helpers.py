@@ -9,6 +9,9 @@ TINY = {
     "fpn": {"backbone": "resnet18"},
     "deeplabv3_resnet50": {"aspp_filters": 16},
     "lite_unet": {"input_downsample": 2},
+    "segformer": {"decoder_width": 32},
+    "fcn8s": {"fc_width": 64},
+    "multires_unet": {"base_width": 8},
 }
 NUM_CLASSES = 6
 SIZE = 64

@@ -23,6 +23,7 @@ def test_options_are_documented_with_defaults():
 @pytest.mark.parametrize("name,options,multiple", [
     ("cse_unet", {}, 16), ("unet", {}, 32), ("linknet", {}, 32), ("fpn", {}, 32),
     ("deeplabv3_resnet50", {}, 16), ("deeplabv3_resnet50", {"output_stride": 32}, 32),
+    ("segformer", {}, 32), ("fcn8s", {}, 32), ("multires_unet", {}, 16),
 ])
 def test_size_multiples(name, options, multiple):
     assert get_model_spec(name).multiple(**options) == multiple
