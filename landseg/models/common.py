@@ -42,13 +42,26 @@ def size_error_message(name: str, h, w, multiple: int) -> str:
             f"Crop or pad the input, e.g. to {nearest(h)}x{nearest(w)}.")
 
 
-def caffe_affine(mean_rgb, bands: int) -> tuple[list[float], list[float]]:
-    """(mean, variance) for keras Normalization mapping [0, 1] RGB to Caffe-style 0-255 pixels minus
-    ``mean_rgb`` (VGG16 and ResNet50 ImageNet weights, HED); extra bands reuse the RGB means cyclically."""
+def input_scaling(mean, std, bands: int, name: str = "input_scaling") -> layers.Rescaling:
+    """Layer mapping [0, 1] pixels to ``(x - mean) / std`` per band; the 3 RGB values repeat cyclically
+    over extra bands.
+
+    A per-band ``Rescaling``, not keras ``Normalization``: Keras' ONNX export (tf2onnx) leaves
+    Normalization's mean and variance as graph inputs that nothing feeds, so the exported model
+    cannot run.
+    """
     import numpy as np
 
-    mean = np.asarray(mean_rgb, "float64")[np.arange(bands) % 3] / 255.0
-    return mean.tolist(), [(1 / 255.0) ** 2] * bands
+    idx = np.arange(bands) % 3
+    mean, std = np.asarray(mean, "float64")[idx], np.asarray(std, "float64")[idx]
+    return layers.Rescaling(scale=(1.0 / std).tolist(), offset=(-mean / std).tolist(), name=name)
+
+
+def caffe_scaling(mean_rgb, bands: int, name: str = "input_scaling") -> layers.Rescaling:
+    """[0, 1] RGB -> Caffe-style 0-255 pixels minus ``mean_rgb`` (VGG16 / ResNet50 ImageNet weights, HED)."""
+    import numpy as np
+
+    return input_scaling(np.asarray(mean_rgb, "float64") / 255.0, (1 / 255.0,) * 3, bands, name)
 
 
 def classification_head(x, num_classes: int, logits: bool, name: str = "head"):

@@ -3,7 +3,7 @@
 output_stride 16 (default, the DeepLabv3 training setting): stage 5 runs at stride 1 with
 dilation 2, ASPP rates 6/12/18. output_stride 32: the plain backbone, rates 3/6/9.
 The ImageNet ResNet50 expects caffe inputs (BGR, 0-255 minus the ImageNet mean): a fixed
-Normalization maps [0, 1] RGB to that scale, and the first conv's kernel is flipped BGR->RGB
+Rescaling maps [0, 1] RGB to that scale, and the first conv's kernel is flipped BGR->RGB
 when ImageNet weights are loaded.
 """
 
@@ -14,7 +14,7 @@ import os
 import keras
 from keras import layers
 
-from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck, caffe_affine
+from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck, caffe_scaling
 from .weights import cached_weights, check_weights_file, transfer_weights
 
 # keras.applications' ImageNet ResNet50 without its classifier, as Keras caches it
@@ -111,10 +111,9 @@ def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), outp
             if not isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False
 
-    mean, var = caffe_affine(CAFFE_MEAN_RGB, bands)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(output_stride, name, name="input_size_check")(inputs)
-    x = layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)
+    x = caffe_scaling(CAFFE_MEAN_RGB, bands)(x)
     f = backbone(x)
     rates = (6, 12, 18) if output_stride == 16 else (3, 6, 9)
     branches = [_conv_bn_relu(f, aspp_filters, 1, name="aspp0")]

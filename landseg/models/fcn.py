@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .common import BilinearUpsample, InputSizeCheck, caffe_affine
+from .common import BilinearUpsample, InputSizeCheck, caffe_scaling
 from .deeplabv3 import CAFFE_MEAN_RGB
 from .sm_models import HED_MEAN_RGB, load_hed_vgg16
 from .weights import caffe_first_kernel, cached_weights, check_weights_file
@@ -63,11 +63,10 @@ def build_fcn8s(num_classes: int, input_shape=(None, None, 3), encoder_weights=N
     bands = int(input_shape[-1])
     if encoder_weights not in (None, "hed-vgg16", "imagenet"):
         encoder_weights = check_weights_file(os.fspath(encoder_weights))
-    mean, var = caffe_affine(HED_MEAN_RGB if encoder_weights == "hed-vgg16" else CAFFE_MEAN_RGB, bands)
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(SIZE_MULTIPLE, "fcn8s", name="input_size_check")(inputs)
-    x = layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)
+    x = caffe_scaling(HED_MEAN_RGB if encoder_weights == "hed-vgg16" else CAFFE_MEAN_RGB, bands)(x)
     pools = {}
     for b, (width, convs) in enumerate(VGG16_BLOCKS, 1):
         for j in range(convs):

@@ -2,14 +2,16 @@
 
 A MultiRes block replaces UNet's two 3x3 convs by three chained 3x3 convs of widths
 W/6, W/3, W/2 (W = alpha x U, alpha = 1.67), concatenated - receptive fields of 3, 5 and 7
-pixels for about the cost of one 5x5 - plus a 1x1 residual. Res paths (4, 3, 2, 1 residual
+pixels (the paper's cheap stand-in for parallel 3x3, 5x5, 7x7 convs) - plus a 1x1 residual. Res paths (4, 3, 2, 1 residual
 3x3 convs at levels 1-4) carry the encoder features to the decoder through a few more
 nonlinearities, narrowing the semantic gap the plain skip connections leave. At ``base_width``
-32, 3 bands and 1 class: 7,232,514 trainable parameters, 7,257,034 in all (the authors' code
-builds the same layers; the paper's table says 7,262,750, a 0.1% gap not traced).
+32, 3 bands and 1 class: 7,238,228 trainable parameters, 7,262,748 in all - the paper's
+7,262,750 less the two moving statistics of the authors' final conv+BatchNorm, which landseg's
+head (a 1x1 conv with bias, then softmax) replaces.
 
-Each conv has no bias and a BatchNorm without scale (the authors' ``conv2d_bn``); landseg's
-BatchNorm momentum (``common.BN_MOMENTUM``) replaces Keras' 0.99 so short CPU runs work.
+Each conv has no bias and a BatchNorm without scale (the authors' ``conv2d_bn``; the
+BatchNorms after concatenations and residual sums keep theirs); landseg's BatchNorm momentum
+(``common.BN_MOMENTUM``) replaces Keras' 0.99 so short CPU runs work.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ ALPHA = 1.67
 RES_PATH_LENGTHS = (4, 3, 2, 1)  # residual convs on the skip of level 1..4
 
 
-def _bn(x, name: str):
-    return FastBatchNorm(momentum=BN_MOMENTUM, scale=False, name=name)(x)
+def _bn(x, name: str, scale: bool = True):
+    return FastBatchNorm(momentum=BN_MOMENTUM, scale=scale, name=name)(x)
 
 
 def _conv_bn(x, filters: int, kernel: int, name: str, relu: bool = True):
     x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = _bn(x, f"{name}_bn")
+    x = _bn(x, f"{name}_bn", scale=False)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck, classification_head
+from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck, input_scaling
 
 SIZE_MULTIPLE = 32  # patch embeddings of stride 4, 2, 2, 2
 
@@ -86,13 +86,15 @@ class MiTAttention(layers.Layer):
         b, h, w = shape[0], shape[1], shape[2]
         head_dim = self.dim // self.num_heads
 
-        def heads(t):  # (B, h, w, C) -> (B, heads, h*w, C/heads)
-            return ops.transpose(ops.reshape(t, (b, -1, self.num_heads, head_dim)), (0, 2, 1, 3))
+        def heads(t):  # (B, h, w, C) -> (B * heads, h*w, C/heads): 3-D matmuls, which every exporter handles
+            t = ops.transpose(ops.reshape(t, (b, -1, self.num_heads, head_dim)), (0, 2, 1, 3))
+            return ops.reshape(t, (b * self.num_heads, -1, head_dim))
 
         kv = self.norm(self.sr(x)) if self.sr_ratio > 1 else x
         q, k, v = heads(self.q(x)), heads(self.k(kv)), heads(self.v(kv))
-        attn = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (head_dim ** -0.5), axis=-1)
-        out = ops.reshape(ops.transpose(ops.matmul(attn, v), (0, 2, 1, 3)), (b, h, w, self.dim))
+        attn = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 2, 1))) * (head_dim ** -0.5), axis=-1)
+        out = ops.reshape(ops.matmul(attn, v), (b, self.num_heads, h * w, head_dim))
+        out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (b, h, w, self.dim))
         return self.proj(out)
 
     def compute_output_shape(self, input_shape):
@@ -143,11 +145,9 @@ def build_segformer(num_classes: int, input_shape=(None, None, 3), size: str = "
     bands = int(input_shape[-1])
     preset = None if encoder_weights is None else check_preset_folder(encoder_weights, size)
 
-    idx = np.arange(bands) % 3
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(SIZE_MULTIPLE, "segformer", name="input_size_check")(inputs)
-    x = layers.Normalization(mean=np.asarray(IMAGENET_MEAN)[idx].tolist(),
-                             variance=(np.asarray(IMAGENET_STD)[idx] ** 2).tolist(), name="input_scaling")(x)
+    x = input_scaling(IMAGENET_MEAN, IMAGENET_STD, bands)(x)
     feats = mit_encoder(x, size)
     # All-MLP decoder: each stage projected to one width, upsampled to stride 4, fused by a 1x1 conv.
     proj = []

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .common import BN_MOMENTUM, BilinearUpsample, InputSizeCheck, caffe_affine
+from .common import BN_MOMENTUM, BilinearUpsample, InputSizeCheck, caffe_scaling, input_scaling
 from .weights import check_weights_file, no_download, transfer_weights
 
 SIZE_MULTIPLE = 32  # five 2x downsamplings in every sm backbone
@@ -32,21 +32,18 @@ def import_sm():
     return sm
 
 
-def input_affine(backbone: str, bands: int):
-    """(mean, variance) for keras Normalization mapping [0, 1] pixels to what ``backbone`` expects.
+def input_affine(backbone: str):
+    """(mean, std) per RGB channel such that ``(x - mean) / std`` on [0, 1] pixels is what ``backbone`` expects.
 
-    Per-channel affine of ``sm.get_preprocessing(backbone)`` on 0-255 pixels, probed at 0
-    and 255. Extra bands reuse the RGB values cyclically. Channel order is not changed
-    (caffe-style backbones, vgg, expect BGR; fine-tuning absorbs that).
+    The affine of ``sm.get_preprocessing(backbone)`` on 0-255 pixels, probed at 0 and 255.
+    Channel order is not changed (caffe-style backbones, vgg, expect BGR; fine-tuning absorbs that).
     """
     sm = import_sm()
     pre = sm.get_preprocessing(backbone)
     lo = np.asarray(pre(np.zeros((1, 1, 1, 3), "float32")), "float64").reshape(3)
     hi = np.asarray(pre(np.full((1, 1, 1, 3), 255.0, "float32")), "float64").reshape(3)
     a = (hi - lo)  # output per unit of [0, 1] input
-    mean, var = -lo / a, (1.0 / a) ** 2
-    idx = np.arange(bands) % 3
-    return mean[idx].tolist(), var[idx].tolist()
+    return (-lo / a).tolist(), (1.0 / a).tolist()
 
 
 def _sm_core(arch: str, num_classes: int, bands: int, backbone: str, encoder_weights, freeze_encoder: bool,
@@ -150,17 +147,17 @@ def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), bac
             raise ValueError(f"encoder_weights='hed-vgg16' fits backbone 'vgg16', not {backbone!r}")
         core = _sm_core(arch, num_classes, bands, backbone, None, freeze_encoder, logits)
         load_hed_vgg16(core, bands)
-        mean, var = caffe_affine(HED_MEAN_RGB, bands)
+        scaling = caffe_scaling(HED_MEAN_RGB, bands)
     else:
         if encoder_weights not in (None, "imagenet"):
             encoder_weights = check_weights_file(os.fspath(encoder_weights))
         core = _sm_core(arch, num_classes, bands, backbone, encoder_weights, freeze_encoder, logits)
-        mean, var = input_affine(backbone, bands)
+        scaling = input_scaling(*input_affine(backbone), bands)
     core = _dynamic_bilinear(core)
     core.name = f"sm_{arch}_{backbone}"
     set_bn_momentum(core, BN_MOMENTUM)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(SIZE_MULTIPLE, arch, name="input_size_check")(inputs)
-    x = keras.layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)
+    x = scaling(x)
     outputs = keras.layers.Activation("linear", dtype="float32", name="output")(core(x))
     return keras.Model(inputs, outputs, name=arch)
