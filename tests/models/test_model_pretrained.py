@@ -96,3 +96,22 @@ def test_deeplab_resnet50_weights_file_flips_caffe_bgr(tmp_path, no_network):
     np.testing.assert_array_equal(enc.get_layer("conv1_conv").get_weights()[0], kernel[:, :, ::-1])
     np.testing.assert_array_equal(enc.get_layer("conv5_block3_3_conv").get_weights()[0],
                                   src.get_layer("conv5_block3_3_conv").get_weights()[0])
+
+
+def test_fcn8s_imagenet_vgg16_file_flips_caffe_bgr(tmp_path, no_network):
+    import keras
+
+    from landseg.models import build_model
+
+    src = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = save_legacy_h5(src, tmp_path / "vgg16_notop.h5")
+    m = build_model("fcn8s", NUM_CLASSES, input_shape=(None, None, 4), encoder_weights=path, fc_width=8)
+    kernel = src.get_layer("block1_conv1").get_weights()[0]                 # (3, 3, 3, 64), BGR
+    got = m.get_layer("block1_conv1").get_weights()[0]                      # (3, 3, 4, 64), RGB + band 4
+    np.testing.assert_allclose(got[:, :, :3], kernel[:, :, ::-1] * 0.75, rtol=1e-6)
+    np.testing.assert_allclose(got[:, :, 3], kernel[:, :, 2] * 0.75, rtol=1e-6)  # band 4 starts as R
+    for name in ("block3_conv2", "block5_conv3"):
+        np.testing.assert_array_equal(m.get_layer(name).get_weights()[0], src.get_layer(name).get_weights()[0])
+    scale = m.get_layer("input_scaling")  # caffe: 0-255 minus the ImageNet mean, bands cyclic
+    np.testing.assert_allclose(scale(np.ones((1, 1, 1, 4), "float32")).numpy().ravel(),
+                               255.0 - np.array([123.68, 116.779, 103.939, 123.68]), rtol=1e-6)
