@@ -10,7 +10,8 @@ Per model (default options unless given as ``name:key=value,...``):
    reloaded (max |difference| to those), BatchNorm folded (max |difference| to the reloaded model),
    exported to ONNX and TFLite at 64 px (``landseg.export``'s own check: max |difference| to Keras)
    and a rasterio GeoTIFF of two 64 px tiles mapped by ``landseg.predict`` (share of pixels equal to
-   the model's own argmax, CRS and transform kept).
+   the model's own argmax, CRS and transform kept). Its callback also times each training step (the
+   first includes tracing), finer than the progress bar's whole seconds.
 
 Writes experiments/results/models_checks.md (replacing it).
 
@@ -85,6 +86,15 @@ def library_checks(spec: str, root: Path) -> dict:
     x = np.random.default_rng(0).random((2, SIZE, SIZE, 3), dtype=np.float32)
 
     class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.steps = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append(time.perf_counter() - self.t)
+
         def on_train_end(self, logs=None):
             self.probs = np.asarray(self.model.predict_on_batch(x))
 
@@ -97,7 +107,8 @@ def library_checks(spec: str, root: Path) -> dict:
         "train": {"epochs": 1, "batch_size": 2, "steps_per_epoch": 2, "verbose": 0}}, callbacks=[probe])
     best = run_dir / "best.keras"
     loaded = load_model(best)
-    out = {"reload_max_diff": float(np.abs(loaded.predict_on_batch(x) - probe.probs).max())}
+    out = {"step_s": [round(t, 3) for t in probe.steps],
+           "reload_max_diff": float(np.abs(loaded.predict_on_batch(x) - probe.probs).max())}
     folded = fold_batchnorm(loaded)
     out["fold"] = "no BatchNorm: model returned unchanged" if folded is loaded else \
         float(np.abs(folded.predict_on_batch(x) - loaded.predict_on_batch(x)).max())
@@ -155,11 +166,12 @@ def main(argv=None) -> int:
     lines = [f"# Model checks: every stage per model\n\nCommand: `{command.strip()}`\n\nLoad: `{load_before}` before, "
              f"`{load_after}` after (2 cores shared with other jobs). See the script's docstring for what each column "
              "is. Differences are max |difference| of class probabilities.\n",
-             "| model | train command exit | wall s | step 2 s (batch 2, 64²) | params | reload | BN fold | ONNX | TFLite "
-             "| GeoTIFF via landseg.predict |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | train command exit | wall s | step 2 s as printed | params | library run: steps s (batch 2, 64²) "
+             "| reload | BN fold | ONNX | TFLite | GeoTIFF via landseg.predict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for spec, cli, lib in rows:
         lines.append(f"| `{spec}` | {cli['exit']}{' ' + cli['error'] if cli['error'] else ''} | {cli['wall_s']} | "
-                     f"{cli['step2_s']} | {cli['params']:,} | {fmt(lib['reload_max_diff'])} | {fmt(lib['fold'])} | "
+                     f"{cli['step2_s']} | {cli['params']:,} | {', '.join(map(str, lib['step_s']))} | "
+                     f"{fmt(lib['reload_max_diff'])} | {fmt(lib['fold'])} | "
                      f"{fmt(lib['onnx_max_diff'])} | {fmt(lib['tflite_max_diff'])} | {lib['geotiff']} |")
     lines.append("\nTraining commands run:\n")
     lines += [f"    {cli['command']}" for _, cli, _ in rows]

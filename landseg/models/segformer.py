@@ -240,13 +240,19 @@ def load_mit_preset(model: keras.Model, path: str, size: str) -> int:
         import keras_hub
     except ImportError as e:
         raise PretrainedPackageMissing(
-            f"reading the MiT preset {path} needs keras-hub: pip install -e \".[segformer]\" "
-            f"(see the README for installing keras-hub without tensorflow-text)") from e
+            f"reading the MiT preset {path} needs keras-hub: pip install -e \".[segformer]\" && "
+            f"pip install --no-deps \"keras-hub==0.32.*\" (--no-deps: keras-hub's declared tensorflow-text would pin "
+            f"TensorFlow; reading a preset does not use it)") from e
     side = 2 * SIZE_MULTIPLE  # any square multiple of 32: keras-hub's MiT needs a static square input
     hub = keras_hub.models.MiTBackbone.from_preset(path, image_shape=(side, side, 3))
     bands = int(model.input_shape[-1])
+    try:
+        pairs = _layer_pairs(model, hub, MIT_SIZES[size][1])
+    except (AttributeError, ValueError) as e:  # keras-hub renamed its MiT internals
+        raise RuntimeError(f"{path}: keras-hub {keras_hub.__version__}'s MiTBackbone is laid out differently from "
+                           f"keras-hub 0.32's, which landseg reads ({e}); install keras-hub 0.32") from None
     n = 0
-    for ours, src in _layer_pairs(model, hub, MIT_SIZES[size][1]):
+    for ours, src in pairs:
         values = src.get_weights()
         if ours.name == "encoder_patch0_conv" and bands != 3:
             values = [adapt_band_axis(values[0], bands, axis=2, scale=True), values[1]]

@@ -5,8 +5,8 @@ Tiny widths and 64 px tiles, and a subset: on 2 cores each traced graph costs 5-
 full matrix (the training command, reload, fold, ONNX and TFLite, GeoTIFF for every model) is
 ``experiments/check_models.py`` (results in experiments/results/models_checks.md). Here:
 folding where it has work (multires_unet) or must do nothing (fcn8s); segformer's folding runs
-inside the GeoTIFF test, where ``landseg.predict`` folds the loaded model; TFLite on fcn8s and
-ONNX on MiT's attention, the one layer an exporter broke."""
+inside the GeoTIFF test, where ``landseg.predict`` folds the loaded model; TFLite on fcn8s, and
+ONNX on the two layers an exporter broke."""
 
 import numpy as np
 import pytest
@@ -74,21 +74,36 @@ def test_fcn8s_exports_to_tflite_equal_to_keras(saved_runs, tmp_path):
     assert r.max_abs_diff <= TOLERANCES["tflite"] and r.argmax_agreement == 1.0, r.max_abs_diff
 
 
-def test_mit_attention_exports_to_onnx(tmp_path):
-    """One head and a sequence reduction of 8, as MiT's first stage: onnxruntime's fused matmul
-    failed on its 4-D (batch, 1 head, tokens, dim) products; the layer now multiplies in 3-D."""
+@pytest.mark.parametrize("layer", ["mit_attention", "input_scaling"])
+def test_layer_exports_to_onnx(layer, tmp_path):
+    """Two layers an exporter broke. MiT's attention with one head and a sequence reduction of 8 (its
+    first stage): onnxruntime's fused matmul failed on the 4-D (batch, 1 head, tokens, dim) products,
+    so the layer multiplies in 3-D. The models' input scaling: keras Normalization's mean and variance
+    became unfed ONNX inputs, so every model scales with a per-band Rescaling (common.input_scaling)."""
     pytest.importorskip("tf2onnx", reason="ONNX export needs the [export] extra")
     import keras
 
     from landseg.export import run_onnx
+    from landseg.models.common import input_scaling
     from landseg.models.segformer import MiTAttention
 
     inputs = keras.Input((None, None, 32))
-    model = keras.Model(inputs, MiTAttention(32, 1, 8)(inputs))
+    if layer == "mit_attention":
+        outputs = MiTAttention(32, 1, 8)(inputs)
+    else:
+        outputs = keras.layers.Conv2D(4, 1)(input_scaling(np.linspace(0.1, 0.6, 3), np.linspace(0.2, 0.3, 3), 32)(inputs))
+    model = keras.Model(inputs, outputs)
     model.export(str(tmp_path / "m.onnx"), format="onnx", verbose=False,
                  input_signature=[keras.InputSpec(shape=(None, 16, 16, 32), dtype="float32")])
     x = np.random.default_rng(4).random((2, 16, 16, 32), dtype=np.float32)
-    np.testing.assert_allclose(run_onnx(str(tmp_path / "m.onnx"), x), model.predict_on_batch(x), atol=1e-5)
+    np.testing.assert_allclose(run_onnx(str(tmp_path / "m.onnx"), x), model.predict_on_batch(x), rtol=1e-5, atol=1e-5)
+
+
+def test_no_model_scales_its_input_with_keras_normalization(tiny_models):
+    from keras import layers
+
+    for name, model in tiny_models.items():
+        assert not [l.name for l in model._flatten_layers() if type(l) is layers.Normalization], name
 
 
 def test_predict_maps_a_geotiff(saved_runs, tiny_models, tmp_path):

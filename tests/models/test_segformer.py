@@ -6,16 +6,15 @@ import json
 import numpy as np
 import pytest
 
-keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed: segformer's preset loading "
-                                                    "needs it (pip install -e '.[segformer]', see the README)")
-
-from landseg.models import WeightsNotFoundError, build_model  # noqa: E402
-from landseg.models.segformer import HEADS, MIT_SIZES, PATCH_SIZES, SR_RATIOS, STRIDES  # noqa: E402
+from landseg.models import WeightsNotFoundError, build_model
+from landseg.models.segformer import HEADS, MIT_SIZES, PATCH_SIZES, SR_RATIOS, STRIDES
 
 
 @pytest.fixture(scope="module")
 def mit_b0_preset(tmp_path_factory):
     """A randomly initialised MiT-b0 saved as a keras-hub preset folder, as save_to_preset writes one."""
+    keras_hub = pytest.importorskip("keras_hub", reason="keras-hub is not installed: segformer's preset loading "
+                                                        "needs it (pip install -e '.[segformer]', see the README)")
     dims, depths = MIT_SIZES["b0"]
     hub = keras_hub.models.MiTBackbone(
         image_shape=(64, 64, 3), num_layers=4, hidden_dims=list(dims), layerwise_depths=list(depths),
@@ -58,3 +57,19 @@ def test_preset_errors_say_how_to_make_a_folder(mit_b0_preset, tmp_path, no_netw
     (other / "config.json").write_text(json.dumps({"class_name": "ResNetBackbone", "config": {}}))
     with pytest.raises(ValueError, match="holds a 'ResNetBackbone' preset; .* needs a MiTBackbone preset"):
         build_model("segformer", 6, encoder_weights=str(other))
+
+
+def test_missing_keras_hub_says_what_to_install(tmp_path, monkeypatch):
+    """A preset folder (its config.json is all that is read before keras-hub) without keras-hub installed."""
+    import sys
+
+    from landseg.models.encoders import PretrainedPackageMissing
+
+    dims, depths = MIT_SIZES["b0"]
+    (tmp_path / "config.json").write_text(json.dumps({"class_name": "MiTBackbone", "config": {
+        "hidden_dims": list(dims), "layerwise_depths": list(depths), "layerwise_num_heads": list(HEADS),
+        "layerwise_sr_ratios": list(SR_RATIOS), "layerwise_patch_sizes": list(PATCH_SIZES),
+        "layerwise_strides": list(STRIDES)}}))
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub -> ImportError, as when absent
+    with pytest.raises(PretrainedPackageMissing, match=r'pip install -e "\.\[segformer\]" && pip install --no-deps'):
+        build_model("segformer", 6, decoder_width=8, encoder_weights=str(tmp_path))
