@@ -7,3 +7,8 @@ __version__ = "0.1.0"
 from landseg import runtime as _runtime
 
 _runtime.configure_at_import()
+
+# Scene-sized buffers returned to the OS when freed (glibc's mmap threshold fixed at 16 MB).
+from landseg import allocator as _allocator
+
+_allocator.configure_allocator()

@@ -206,6 +206,15 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result, classmap, sav
     return written
 
 
+def class_counts(labels: np.ndarray, num_classes: int, rows: int = 256) -> np.ndarray:
+    """Pixels per class, a band of rows at a time: ``np.bincount`` of the whole scene would first copy the
+    uint8 labels into an int64 array (8 bytes per pixel, 512 MB on an 8,000² scene)."""
+    counts = np.zeros(num_classes, np.int64)
+    for y in range(0, labels.shape[0], rows):
+        counts += np.bincount(labels[y:y + rows].ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
 def list_inputs(folder: str) -> list[str]:
     from landseg.data.io import list_images
 
@@ -300,7 +309,7 @@ def predict_folder(models, input_dir, output, *, weights=None, dataset=None, set
     nc = len(classmap.class_names)
 
     def handle(path, image, result):
-        counts = np.bincount(result.labels.ravel(), minlength=nc)[:nc]
+        counts = class_counts(result.labels, nc)
         files = write_outputs(out, names[path], image, result, classmap, save_probs, release=True)
         sh.write_sidecar(out, names[path], source=path, signature=signature, outputs=files,
                          class_names=classmap.class_names, class_pixels=counts)

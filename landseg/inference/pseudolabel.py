@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from landseg.data.pseudo_labels import MASKS, SUMMARY
-from landseg.inference.predict import PredictorSettings, Progress, list_inputs, run_over_images, unique_stems
+from landseg.inference.predict import (PredictorSettings, Progress, class_counts, list_inputs, run_over_images,
+                                      unique_stems)
 from landseg.io_utils import write_json
 from landseg.output_folders import claim_outputs
 
@@ -65,7 +66,7 @@ def pseudolabel(models, input_dir, output, threshold: float, *, weights=None, da
             mask[~result.valid] = classmap.ignore_index  # raster nodata: no label
         rel = f"{MASKS}/{names[path]}.png"
         write_png(out / rel, mask, palette=classmap.palette)
-        c = np.bincount(mask[mask != classmap.ignore_index].ravel(), minlength=C)[:C]
+        c = class_counts(mask, C)  # the ignore value (255) falls outside 0..C-1
         counts[:] += c
         total += mask.size
         images.append({"image": Path(path).name, "mask": rel, "pixels": int(mask.size), "labelled": int(c.sum()),

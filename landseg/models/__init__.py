@@ -11,7 +11,7 @@ import os
 # Importing the layer, loss and metric modules registers them, so plain keras.models.load_model
 # works on a trained (compiled) model after `import landseg.models`.
 from .. import losses as _losses, metrics as _metrics  # noqa: F401
-from . import common, cse_unet, deeplabv3  # noqa: F401
+from . import common, cse_unet, deeplabv3, segformer  # noqa: F401  (segformer registers MiTAttention)
 from . import encoders  # noqa: F401  (registers FrozenStatsBatchNorm)
 from .registry import ModelSpec, Option, available_models, build_model, check_input_size, get_model_spec
 from .weights import WeightsNotFoundError
@@ -26,9 +26,10 @@ def custom_objects() -> dict:
     from .cse_unet import ConvBN, ConvStack, DualPathFusion, UpConcat
     from .deeplabv3 import ImagePooling
     from .encoders.layers import FrozenStatsBatchNorm
+    from .segformer import MiTAttention, gelu_tanh
 
     objs = [InputSizeCheck, FastBatchNorm, FrozenStatsBatchNorm, BilinearUpsample, ConvBN, ConvStack, DualPathFusion, UpConcat,
-            ImagePooling]
+            ImagePooling, MiTAttention, gelu_tanh]
     return {c.__name__: c for c in objs}
 
 

@@ -77,14 +77,14 @@ class FastBatchNorm(layers.BatchNormalization):
     their forward+backward cost about 4x TF's FusedBatchNormV3 (504 vs 120 ms on a
     2x256x256x64 tensor, where a 3x3 conv takes ~1 s), which made BN ~40% of CSE-UNet's
     training step. Same weights, config and numbers as keras BatchNormalization (moving
-    variance uses the biased batch variance, as Keras does). Other backends, masks, renorm
-    and synchronized BN use the Keras implementation.
+    variance uses the biased batch variance, as Keras does; ``scale=False`` / ``center=False``
+    feed the fused op ones / zeros). Other backends, masks, renorm and synchronized BN use the
+    Keras implementation.
     """
 
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
-                and not self.synchronized and len(inputs.shape) == 4 and self.axis in (-1, 3)
-                and self.center and self.scale)
+                and not self.synchronized and len(inputs.shape) == 4 and self.axis in (-1, 3))
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
@@ -92,7 +92,9 @@ class FastBatchNorm(layers.BatchNormalization):
         import tensorflow as tf
 
         x = tf.cast(inputs, tf.float32)
-        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
+        channels = tf.shape(x)[-1:]
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones(channels, tf.float32)
+        beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros(channels, tf.float32)
         if training and self.trainable:
             y, mean, var = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon, is_training=True)
             n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)

@@ -70,10 +70,9 @@ def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), outp
     backbone = r50.adapt_backbone(r50.resnet50(bands, path), dilate=output_stride == 16)
     backbone.name = "encoder"
 
-    mean, variance = encoders.get_encoder("resnet50").norm.mean_variance(bands)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(output_stride, name, name="input_size_check")(inputs)
-    x = layers.Normalization(mean=mean, variance=variance, name="input_scaling")(x)
+    x = encoders.get_encoder("resnet50").norm.layer(bands)(x)  # a Rescaling: Normalization breaks ONNX export
     f = backbone(x)
     x = aspp(f, aspp_filters, (6, 12, 18) if output_stride == 16 else (3, 6, 9))
     x = conv_bn_relu(x, aspp_filters, 3, name="head")

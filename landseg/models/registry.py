@@ -186,3 +186,49 @@ register(ModelSpec("deeplabv3plus", _deeplabv3plus, 16, {
     "logits": _LOGITS,
 }, doc="DeepLabv3+: ASPP at stride 16 + a stride-4 low-level decoder, on an encoder of the encoder table",
     size_multiple_for=_deeplabv3plus_multiple))
+
+
+def _segformer(num_classes, input_shape, **o):
+    from .segformer import build_segformer
+    return build_segformer(num_classes, input_shape, **o)
+
+
+register(ModelSpec("segformer", _segformer, 32, {
+    "size": Option("b0", "MiT encoder size b0..b5 (hidden dims / depths of keras-hub's mit_b*_ade20k presets; "
+                         "b0: 32-64-160-256 wide, 2 blocks per stage, 3.3 M encoder parameters)"),
+    "encoder_weights": Option(None, "None (random) or the folder of a keras-hub MiTBackbone preset of this size, "
+                                    "saved once with save_to_preset (never a preset name: landseg does not download)"),
+    "decoder_width": Option(None, "width of the all-MLP decoder; None = the paper's (256 for b0/b1, 768 for b2-b5)"),
+    "dropout": Option(0.1, "spatial dropout before the classifier (the paper's 0.1)"),
+    "freeze_encoder": _FREEZE,
+    "logits": _LOGITS,
+}, doc="SegFormer (Xie et al. 2021): MiT transformer encoder + all-MLP decoder, any multiple-of-32 input"))
+
+
+def _fcn8s(num_classes, input_shape, **o):
+    from .fcn import build_fcn8s
+    return build_fcn8s(num_classes, input_shape, **o)
+
+
+register(ModelSpec("fcn8s", _fcn8s, 32, {
+    "encoder_weights": Option(None, "None (random), 'hed-vgg16' (HED's VGG16 from the [pretrained] extra), "
+                                    "'imagenet' (Keras cache, never downloaded) or a keras.applications VGG16 notop "
+                                    ".h5 path; conv1-conv5 only (no file carries fc6/fc7)"),
+    "fc_width": Option(1024, "width of fc6/fc7 run as convolutions (paper 4096; both start random)"),
+    "fc_kernel": Option(3, "fc6 kernel size (paper 7; 3 is 1/5 of the cost and parameters at the same width)"),
+    "dropout": Option(0.5, "dropout after fc6 and fc7 (the paper's 0.5)"),
+    "freeze_encoder": _FREEZE,
+    "logits": _LOGITS,
+}, doc="FCN-8s (Long et al. 2015) on VGG16: fc6/fc7 as convs, pool3/pool4 skips, 'same' padding"))
+
+
+def _multires_unet(num_classes, input_shape, **o):
+    from .multires_unet import build_multires_unet
+    return build_multires_unet(num_classes, input_shape, **o)
+
+
+register(ModelSpec("multires_unet", _multires_unet, 16, {
+    "base_width": Option(32, "UNet width U of level 1 (levels double it, bridge 16x); 32 = paper, e.g. 8 for tests"),
+    "dropout": Option(0.0, "spatial dropout after each decoder MultiRes block (0 = paper configuration)"),
+    "logits": _LOGITS,
+}, doc="MultiResUNet (Ibtehaz & Rahman 2020): MultiRes blocks and Res paths"))

@@ -32,21 +32,18 @@ def import_sm():
     return sm
 
 
-def input_affine(backbone: str, bands: int):
-    """(mean, variance) for keras Normalization mapping [0, 1] pixels to what ``backbone`` expects.
+def input_affine(backbone: str):
+    """(mean, std) per RGB channel such that ``(x - mean) / std`` on [0, 1] pixels is what ``backbone`` expects.
 
-    Per-channel affine of ``sm.get_preprocessing(backbone)`` on 0-255 pixels, probed at 0
-    and 255. Extra bands reuse the RGB values cyclically. Channel order is not changed
-    (caffe-style backbones, vgg, expect BGR; fine-tuning absorbs that).
+    The affine of ``sm.get_preprocessing(backbone)`` on 0-255 pixels, probed at 0 and 255.
+    Channel order is not changed (caffe-style backbones, vgg, expect BGR; fine-tuning absorbs that).
     """
     sm = import_sm()
     pre = sm.get_preprocessing(backbone)
     lo = np.asarray(pre(np.zeros((1, 1, 1, 3), "float32")), "float64").reshape(3)
     hi = np.asarray(pre(np.full((1, 1, 1, 3), 255.0, "float32")), "float64").reshape(3)
     a = (hi - lo)  # output per unit of [0, 1] input
-    mean, var = -lo / a, (1.0 / a) ** 2
-    idx = np.arange(bands) % 3
-    return mean[idx].tolist(), var[idx].tolist()
+    return (-lo / a).tolist(), (1.0 / a).tolist()
 
 
 def _sm_core(arch: str, num_classes: int, bands: int, backbone: str, encoder_weights, freeze_encoder: bool,
@@ -103,7 +100,7 @@ def load_hed_vgg16(core, bands: int) -> int:
     import h5py
 
     from .encoders import weights_file
-    from .weights import adapt_band_axis
+    from .weights import caffe_first_kernel
 
     n = 0
     with h5py.File(weights_file("hed-vgg16"), "r") as f:
@@ -112,9 +109,7 @@ def load_hed_vgg16(core, bands: int) -> int:
                 group = f[f"block{block}/layers/conv2d{'' if j == 0 else f'_{j}'}/vars"]
                 kernel, bias = np.asarray(group["0"]), np.asarray(group["1"])
                 if block == 1 and j == 0:
-                    kernel = kernel[:, :, ::-1, :]
-                    if bands != 3:
-                        kernel = adapt_band_axis(kernel, bands, axis=2, scale=True)
+                    kernel = caffe_first_kernel(kernel, bands)
                 core.get_layer(f"block{block}_conv{j + 1}").set_weights([kernel, bias])
                 n += 1
     return n
@@ -150,17 +145,19 @@ def build_sm_model(arch: str, num_classes: int, input_shape=(None, None, 3), bac
         load_hed_vgg16(core, bands)
         from .encoders import PRETRAINED
 
-        mean, var = PRETRAINED["hed-vgg16"].norm.mean_variance(bands)  # HED's caffe mean, 0-255
+        scaling = PRETRAINED["hed-vgg16"].norm.layer(bands)  # HED's caffe mean, 0-255
     else:
         if encoder_weights not in (None, "imagenet"):
             encoder_weights = check_weights_file(os.fspath(encoder_weights))
         core = _sm_core(arch, num_classes, bands, backbone, encoder_weights, freeze_encoder, logits)
-        mean, var = input_affine(backbone, bands)
+        from .encoders import InputNorm
+
+        scaling = InputNorm.mean_std(*input_affine(backbone), doc=backbone).layer(bands)
     core = _dynamic_bilinear(core)
     core.name = f"sm_{arch}_{backbone}"
     set_bn_momentum(core, BN_MOMENTUM)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = InputSizeCheck(SIZE_MULTIPLE, arch, name="input_size_check")(inputs)
-    x = keras.layers.Normalization(mean=mean, variance=var, name="input_scaling")(x)
+    x = scaling(x)
     outputs = keras.layers.Activation("linear", dtype="float32", name="output")(core(x))
     return keras.Model(inputs, outputs, name=arch)

@@ -93,6 +93,13 @@ def adapt_band_axis(src: np.ndarray, bands: int, axis: int, scale: bool) -> np.n
     return out * (n / bands) if scale else out
 
 
+def caffe_first_kernel(kernel: np.ndarray, bands: int) -> np.ndarray:
+    """A Caffe-trained first conv's kernel (input axis 2 in BGR order) for landseg's RGB input with
+    ``bands`` bands: the input axis reversed, then adapted (``adapt_band_axis``) where bands != 3."""
+    kernel = np.asarray(kernel)[:, :, ::-1, :]
+    return kernel if bands == 3 else adapt_band_axis(kernel, bands, axis=2, scale=True)
+
+
 def transfer_weights(src, dst) -> list[str]:
     """Copy every weight of ``src`` into ``dst`` (same architecture, other band count).
 

@@ -17,8 +17,8 @@ from landseg.config_schema import RunSection
 from landseg.errors import LandsegError
 from landseg.runs import RunFolder, save_run, split_record
 from landseg.runs import select as runs
-from landseg.training.setup import (build_datasets, cardinality, check_crop_size, check_step_memory, compile_model, is_chief,
-                                    make_miou_metric, make_strategy, prepare_data, preview_batch, restore_optimizer,
+from landseg.training.setup import (assemble_run, cardinality, check_crop_size, check_step_memory, compile_model, is_chief,
+                                    make_strategy, prepare_data, preview_batch, restore_optimizer,
                                     unfreeze_all)
 
 log = logging.getLogger(__name__)
@@ -138,9 +138,12 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
         state = {"epochs_completed": 0, "finished": False}
         log.info(f"run folder: {run_dir}")
 
-    train, val, classmap, hist_ref = prepare_data(config, folder)
+    frozen = bool(t.freeze_encoder) and (t.unfreeze_at_epoch is None
+                                             or state["epochs_completed"] < t.unfreeze_at_epoch)
+    parts = assemble_run(config, folder, strategy=strategy, frozen=frozen, init_from=None if resumed else t.init_from)
+    train, val, classmap, model, miou = parts.train, parts.val, parts.classmap, parts.model, parts.miou
+    train_ds, val_ds = parts.train_ds, parts.val_ds
     batch = int(t.batch_size)
-    train_ds, val_ds = build_datasets(config, train, val, classmap, hist_ref, batch)
     steps = t.steps_per_epoch or cardinality(train_ds)
     if steps is None:
         raise cfg.ConfigError("the training dataset has no known length; set train.steps_per_epoch")
@@ -156,24 +159,6 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
           + (f" over {replicas} replicas" if replicas > 1 else ""))
     preview = preview_batch(val_ds, int(t.num_preview))
     bands = int(train_ds.element_spec[0].shape[-1])
-
-    from landseg.models import build_model
-
-    frozen = bool(t.freeze_encoder) and (t.unfreeze_at_epoch is None
-                                             or state["epochs_completed"] < t.unfreeze_at_epoch)
-    build_options = dict(config.model.options)
-    if frozen:
-        build_options["freeze_encoder"] = True
-    with strategy.scope():
-        model = build_model(config.model.name, classmap.num_classes, input_shape=(None, None, bands),
-                            **build_options)
-        if t.init_from and not resumed:
-            model.load_weights(t.init_from)
-            log.info(f"initialised from {t.init_from}")
-        if frozen:
-            log.info(f"encoder frozen: {len(model.trainable_weights)} of {len(model.weights)} weights trainable")
-        miou = make_miou_metric(classmap)
-        compile_model(model, config, classmap, miou)
     runs.check_free_space(run_dir, runs.estimate_output_bytes(model.count_params(), t.epochs))
 
     if resumed:
@@ -182,7 +167,7 @@ def _train(config: cfg.Config, run_dir: Path, state: dict | None, tb_dir: Path, 
         folder.write_config(config.to_dict())
         d = config.data
         save_run(run_dir, model=config.model.name, model_options=config.model.options, classmap=classmap,
-                 bands=bands, size_multiple=size_multiple, hist_reference=hist_ref is not None,
+                 bands=bands, size_multiple=size_multiple, hist_reference=parts.hist_ref is not None,
                  unknown_mask_values=d.unknown_mask_values,
                  split=split_record(train, val, val_fraction=d.val_fraction, seed=d.split_seed,
                                     by_group=d.split_by_group, val_groups=d.val_groups))

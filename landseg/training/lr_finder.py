@@ -99,18 +99,12 @@ def lr_find_run(config: Config) -> tuple[dict, Path]:
     Returns (result, output folder)."""
     import keras
 
-    from landseg.models import build_model
     from landseg.runs import select as runs
-    from landseg.training.setup import build_datasets, check_crop_size, compile_model, make_miou_metric, prepare_data
+    from landseg.training.setup import assemble_run, check_crop_size
 
     check_crop_size(config)
     keras.utils.set_random_seed(int(config.run.seed))
     out_dir = Path(config.run.output_dir) / f"{runs.default_run_name(config)}-lr_find"
     runs.check_writable(out_dir)
-    train, val, classmap, hist_ref = prepare_data(config)
-    train_ds, _ = build_datasets(config, train, val, classmap, hist_ref, int(config.train.batch_size))
-    bands = int(train_ds.element_spec[0].shape[-1])
-    model = build_model(config.model.name, classmap.num_classes, input_shape=(None, None, bands),
-                        **config.model.options)
-    compile_model(model, config, classmap, make_miou_metric(classmap))
-    return find_lr(model, train_ds.repeat(), config, out_dir), out_dir
+    parts = assemble_run(config)
+    return find_lr(parts.model, parts.train_ds.repeat(), config, out_dir), out_dir

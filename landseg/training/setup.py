@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from dataclasses import dataclass
 
 from landseg import config as cfg
 
@@ -190,6 +190,49 @@ def restore_optimizer(model, run_folder, strategy) -> None:
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
     run_folder.load_optimizer_state(model.optimizer)
+
+
+# ---------------------------------------------------------------------- a run's parts
+@dataclass
+class RunParts:
+    """What a run is made of: its samples, class map, datasets and compiled model."""
+
+    train: list
+    val: list
+    classmap: object
+    hist_ref: object
+    train_ds: object
+    val_ds: object
+    model: object
+    miou: object
+
+
+def assemble_run(config: cfg.Config, run_folder=None, *, strategy=None, frozen: bool = False,
+                 init_from: str | None = None) -> RunParts:
+    """Samples, datasets and the compiled model of a run: the one set-up of training and the LR finder.
+    ``run_folder`` receives the histogram reference and raster settings; ``frozen`` builds the encoder
+    frozen; ``init_from`` loads a checkpoint's weights before compiling."""
+    import logging
+
+    import tensorflow as tf
+
+    from landseg.models import build_model
+
+    log = logging.getLogger(__name__)
+    train, val, classmap, hist_ref = prepare_data(config, run_folder)
+    train_ds, val_ds = build_datasets(config, train, val, classmap, hist_ref, int(config.train.batch_size))
+    bands = int(train_ds.element_spec[0].shape[-1])
+    options = dict(config.model.options) | ({"freeze_encoder": True} if frozen else {})
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_model(config.model.name, classmap.num_classes, input_shape=(None, None, bands), **options)
+        if init_from:
+            model.load_weights(init_from)
+            log.info(f"initialised from {init_from}")
+        if frozen:
+            log.info(f"encoder frozen: {len(model.trainable_weights)} of {len(model.weights)} weights trainable")
+        miou = make_miou_metric(classmap)
+        compile_model(model, config, classmap, miou)
+    return RunParts(train, val, classmap, hist_ref, train_ds, val_ds, model, miou)
 
 
 # ---------------------------------------------------------------------- data

@@ -9,7 +9,8 @@ from landseg.models.encoders.efficientnet_lite import FrozenStatsBatchNorm
 
 CASES = [("cse_unet", {"base_width": 4}), ("unet", {"backbone": "resnet18"}), ("linknet", {"backbone": "resnet18"}),
          ("lite_unet", {}), ("deeplabv3_resnet50", {"aspp_filters": 16}),
-         ("deeplabv3plus", {"encoder": "mobilenet_v2", "aspp_filters": 16})]
+         ("deeplabv3plus", {"encoder": "mobilenet_v2", "aspp_filters": 16}),
+         ("segformer", {"decoder_width": 16}), ("multires_unet", {"base_width": 4})]
 
 
 def _bns(model):

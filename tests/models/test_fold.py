@@ -7,22 +7,12 @@ from keras import layers
 from landseg.models import build_model
 from landseg.models.fold import FoldedBatchNorm, fold_batchnorm, foldable_pairs
 
-
-def _perturb_batchnorms(model, seed=0):
-    """Moving statistics and affine weights away from their initial 0/1, so folding has work to do."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.3, n))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-            layer.beta.assign(rng.normal(0, 0.3, n))
+from model_helpers import perturb_batchnorms
 
 
 def test_lite_unet_folds_every_conv_batchnorm_and_keeps_its_outputs():
     model = build_model("lite_unet", 5, input_shape=(64, 64, 3))
-    _perturb_batchnorms(model)
+    perturb_batchnorms(model)
     folded = fold_batchnorm(model)
     bns = [l for l in model.layers if isinstance(l, layers.BatchNormalization)]
     assert len(foldable_pairs(model)) == len(bns) > 40  # each follows a bias-free conv or depthwise conv
@@ -44,7 +34,7 @@ def test_conv_with_two_consumers_or_an_activation_is_left_alone():
     plain = layers.Conv2D(4, 3, padding="same", name="plain")(inputs)
     d = layers.BatchNormalization(name="bn_d")(plain)
     model = keras.Model(inputs, layers.Concatenate()([a, b, c, d]))
-    _perturb_batchnorms(model)
+    perturb_batchnorms(model)
     assert foldable_pairs(model) == {"plain": "bn_d"}
     folded = fold_batchnorm(model)
     assert isinstance(folded.get_layer("bn_d"), FoldedBatchNorm) and folded.get_layer("plain").use_bias

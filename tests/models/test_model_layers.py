@@ -4,15 +4,17 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.parametrize("trainable", [True, False])
-def test_fast_batchnorm_matches_keras_batchnorm(trainable):
+@pytest.mark.parametrize("trainable,affine", [(True, True), (False, True), (True, False)])
+def test_fast_batchnorm_matches_keras_batchnorm(trainable, affine):
+    """``affine=False``: no scale and no offset (MultiResUNet's BatchNorms have no scale)."""
     import keras
     import tensorflow as tf
 
     from landseg.models.common import FastBatchNorm
 
     x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, (4, 6, 6, 5)).astype("float32"))
-    ref, fast = keras.layers.BatchNormalization(momentum=0.9), FastBatchNorm(momentum=0.9)
+    kw = dict(momentum=0.9, scale=affine, center=affine)
+    ref, fast = keras.layers.BatchNormalization(**kw), FastBatchNorm(**kw)
     ref.build(x.shape)
     fast.build(x.shape)
     rng = np.random.default_rng(1)
@@ -26,11 +28,12 @@ def test_fast_batchnorm_matches_keras_batchnorm(trainable):
             y_ref, y_fast = ref(x, training=training), fast(x, training=training)
             l_ref, l_fast = tf.reduce_sum(y_ref ** 3), tf.reduce_sum(y_fast ** 3)
         np.testing.assert_allclose(y_fast, y_ref, rtol=1e-5, atol=1e-5)
-        sources = [x, ref.gamma, ref.beta] if trainable else [x]
+        sources = [x, ref.gamma, ref.beta] if trainable and affine else [x]
         g_ref = tape.gradient(l_ref, sources)
-        g_fast = tape.gradient(l_fast, [x, fast.gamma, fast.beta] if trainable else [x])
+        g_fast = tape.gradient(l_fast, [x, fast.gamma, fast.beta] if trainable and affine else [x])
         for a, b in zip(g_fast, g_ref):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
         for a, b in zip(fast.get_weights(), ref.get_weights()):  # moving mean / variance updates
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-    assert not np.allclose(fast.get_weights()[2], weights[2]) or not trainable
+    assert fast._fusable(x, None)  # the fused path ran, not Keras' fallback
+    assert not np.allclose(fast.get_weights()[-2], weights[-2]) or not trainable  # moving mean moved

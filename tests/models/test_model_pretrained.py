@@ -1,11 +1,10 @@
 """Pretrained encoders come only from a given file or the local Keras cache; a missing file
 gives a message saying how to supply it, and nothing touches the network."""
 
-import h5py
 import numpy as np
 import pytest
 
-from model_helpers import NUM_CLASSES
+from model_helpers import NUM_CLASSES, save_legacy_h5
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +20,6 @@ def resnet18_encoder():
                                      **submodules)
 
 
-def _save_legacy_h5(model, path):
-    """Write the Keras-2 style .h5 that the ImageNet release files use."""
-    from keras.src.legacy.saving import legacy_h5_format
-
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model)
-    return str(path)
-
-
 def _encoder_weight(model, layer):
     return np.asarray(model.get_layer("sm_unet_resnet18").get_layer(layer).get_weights()[0])
 
@@ -40,7 +30,7 @@ def test_encoder_weights_from_file(resnet18_encoder, tmp_path, fmt, no_network):
 
     path = tmp_path / f"enc.{fmt}"
     if fmt == "legacy.h5":
-        _save_legacy_h5(resnet18_encoder, path)
+        save_legacy_h5(resnet18_encoder, path)
     else:
         resnet18_encoder.save_weights(path)
     m = build_model("unet", NUM_CLASSES, backbone="resnet18", encoder_weights=str(path))
@@ -53,7 +43,7 @@ def test_imagenet_from_keras_cache_and_extra_bands(resnet18_encoder, tmp_path, m
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (tmp_path / "models").mkdir()
-    _save_legacy_h5(resnet18_encoder, tmp_path / "models" / "resnet18_imagenet_1000_no_top.h5")
+    save_legacy_h5(resnet18_encoder, tmp_path / "models" / "resnet18_imagenet_1000_no_top.h5")
     m = build_model("unet", NUM_CLASSES, input_shape=(None, None, 4), backbone="resnet18",
                     encoder_weights="imagenet", freeze_encoder=True)
     src = resnet18_encoder.get_layer("conv0").get_weights()[0]          # (7, 7, 3, 64)
@@ -99,10 +89,29 @@ def test_deeplab_resnet50_weights_file_flips_caffe_bgr(tmp_path, no_network):
     from landseg.models import build_model
 
     src = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
-    path = _save_legacy_h5(src, tmp_path / "resnet50_notop.h5")
+    path = save_legacy_h5(src, tmp_path / "resnet50_notop.h5")
     m = build_model("deeplabv3_resnet50", NUM_CLASSES, output_stride=32, aspp_filters=8, encoder_weights=path)
     enc = m.get_layer("encoder")
     kernel = src.get_layer("conv1_conv").get_weights()[0]
     np.testing.assert_array_equal(enc.get_layer("conv1_conv").get_weights()[0], kernel[:, :, ::-1])
     np.testing.assert_array_equal(enc.get_layer("conv5_block3_3_conv").get_weights()[0],
                                   src.get_layer("conv5_block3_3_conv").get_weights()[0])
+
+
+def test_fcn8s_imagenet_vgg16_file_flips_caffe_bgr(tmp_path, no_network):
+    import keras
+
+    from landseg.models import build_model
+
+    src = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = save_legacy_h5(src, tmp_path / "vgg16_notop.h5")
+    m = build_model("fcn8s", NUM_CLASSES, input_shape=(None, None, 4), encoder_weights=path, fc_width=8)
+    kernel = src.get_layer("block1_conv1").get_weights()[0]                 # (3, 3, 3, 64), BGR
+    got = m.get_layer("block1_conv1").get_weights()[0]                      # (3, 3, 4, 64), RGB + band 4
+    np.testing.assert_allclose(got[:, :, :3], kernel[:, :, ::-1] * 0.75, rtol=1e-6)
+    np.testing.assert_allclose(got[:, :, 3], kernel[:, :, 2] * 0.75, rtol=1e-6)  # band 4 starts as R
+    for name in ("block3_conv2", "block5_conv3"):
+        np.testing.assert_array_equal(m.get_layer(name).get_weights()[0], src.get_layer(name).get_weights()[0])
+    scale = m.get_layer("input_scaling")  # caffe: 0-255 minus the ImageNet mean, bands cyclic
+    np.testing.assert_allclose(scale(np.ones((1, 1, 1, 4), "float32")).numpy().ravel(),
+                               255.0 - np.array([123.68, 116.779, 103.939, 123.68]), rtol=1e-6)

