@@ -13,11 +13,11 @@ import os
 from .. import losses as _losses, metrics as _metrics  # noqa: F401
 from . import common, cse_unet, deeplabv3, segformer  # noqa: F401  (segformer registers MiTAttention)
 from . import encoders  # noqa: F401  (registers FrozenStatsBatchNorm)
-from .registry import ModelSpec, Option, available_models, build_model, check_input_size, get_model_spec
+from .registry import ModelSpec, available_models, build_model, check_input_size, get_model_spec
 from .weights import WeightsNotFoundError
 
 __all__ = ["build_model", "available_models", "get_model_spec", "check_input_size", "load_model",
-           "custom_objects", "ModelSpec", "Option", "WeightsNotFoundError"]
+           "custom_objects", "ModelSpec", "WeightsNotFoundError"]
 
 
 def custom_objects() -> dict:

@@ -59,6 +59,11 @@ def aspp(f, filters: int, rates) -> object:
     return conv_bn_relu(x, filters, 1, name="aspp_project")
 
 
+def size_multiple(output_stride: int = 16) -> int:
+    """Input sides must divide by the output stride (16: stage 5 dilated; 32: plain ResNet50)."""
+    return int(output_stride)
+
+
 def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), output_stride: int = 16,
                              encoder_weights=None, freeze_encoder: bool = False, logits: bool = False,
                              aspp_filters: int = 256, name: str = "deeplabv3_resnet50") -> keras.Model:
@@ -71,7 +76,7 @@ def build_deeplabv3_resnet50(num_classes: int, input_shape=(None, None, 3), outp
     backbone.name = "encoder"
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = InputSizeCheck(output_stride, name, name="input_size_check")(inputs)
+    x = InputSizeCheck(size_multiple(output_stride), name, name="input_size_check")(inputs)
     x = encoders.get_encoder("resnet50").norm.layer(bands)(x)  # a Rescaling: Normalization breaks ONNX export
     f = backbone(x)
     x = aspp(f, aspp_filters, (6, 12, 18) if output_stride == 16 else (3, 6, 9))

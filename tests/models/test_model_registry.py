@@ -44,3 +44,20 @@ def test_unknown_names_and_options_are_rejected():
         build_model("cse_unet", 6, input_shape=(72, 64, 3), base_width=4)
     with pytest.raises(ValueError, match="output_stride must be 16 or 32"):
         build_model("deeplabv3_resnet50", 6, output_stride=8)
+
+
+def test_every_option_is_a_keyword_of_its_builder_and_the_built_model_states_the_multiple():
+    """The registry restates no default and no multiple: each option is a keyword of the builder (whose
+    default the registry reads), and the multiple the registry reports is the one the built model carries."""
+    import inspect
+
+    from landseg.models.common import size_multiple_of
+
+    for name in available_models():
+        spec = get_model_spec(name)
+        params = inspect.signature(spec.build_function()).parameters
+        assert set(spec.options) <= set(params), (name, set(spec.options) - set(params))
+        assert all(params[k].default is not inspect.Parameter.empty for k in spec.options), name
+    for name in ("cse_unet", "lite_unet", "multires_unet"):
+        model = build_model(name, 3, input_shape=(None, None, 3), **TINY[name])
+        assert size_multiple_of(model) == get_model_spec(name).multiple(**TINY[name])

@@ -3,7 +3,7 @@ is tested on it because a real model's graph takes ~40 s to trace on 2 busy CPU 
 
 import keras
 
-from landseg.models.registry import ModelSpec, Option, _REGISTRY, register
+from landseg.models.registry import ModelSpec, _REGISTRY, register
 
 NAME = "tiny_test_net"
 
@@ -23,9 +23,8 @@ def build_tiny(num_classes, input_shape, width=4, dropout=0.0, logits=False, fre
 def register_tiny():
     """Add the test model to the registry (undo with :func:`unregister_tiny`, so other tests never see it)."""
     if NAME not in _REGISTRY:
-        register(ModelSpec(NAME, build_tiny, 1, {"width": Option(4, "conv width"), "dropout": Option(0.0, "dropout"),
-                                                 "logits": Option(False, "logits"),
-                                                 "freeze_encoder": Option(False, "freeze conv1")}, doc="test-only"))
+        register(ModelSpec(NAME, build_tiny, 1, {"width": "conv width", "dropout": "dropout", "logits": "logits",
+                                                 "freeze_encoder": "freeze conv1"}, doc="test-only"))
 
 
 def unregister_tiny():
