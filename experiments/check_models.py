@@ -15,7 +15,7 @@ Per model (default options unless given as ``name:key=value,...``):
 
 Writes experiments/results/models_checks.md (replacing it).
 
-    python experiments/check_models.py                       # segformer, fcn8s, fcn8s with hed-vgg16, multires_unet
+    python experiments/check_models.py                       # segformer, deeplabv3plus, fcn8s, fcn8s with hed-vgg16, multires_unet
     python experiments/check_models.py --models fcn8s:fc_width=64
 """
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ["segformer", "fcn8s", "fcn8s:encoder_weights=hed-vgg16", "multires_unet"]
+MODELS = ["segformer", "deeplabv3plus", "fcn8s", "fcn8s:encoder_weights=hed-vgg16", "multires_unet"]
 SIZE = 64
 
 

@@ -5,7 +5,7 @@ Each study is a set of arms; every arm is a CPU recipe with a few overrides, tra
 saw (the recipe's held-out split, fixed across arms). Budgets (epochs x steps) are chosen so that every
 arm of a study takes about the same wall time on this 2-core CPU; the tables give the time measured.
 
-    python experiments/claims/claims.py run models [--seeds 0,1,2]     # new models beside lite_unet, CSE-UNet, UNet
+    python experiments/claims/claims.py run models [--seeds 0,1,2] [--arms a,b]  # new models beside lite_unet, CSE-UNet, UNet
     python experiments/claims/claims.py run dropout                    # CSE-UNet with vs without dropout
     python experiments/claims/claims.py run cleaning                   # Dubai "unlabeled" ignored vs learned; dida duplicates
     python experiments/claims/claims.py run curve                      # DeepGlobe: 2, 4, 6, 8 training scenes
@@ -99,11 +99,13 @@ def _prepare_data(data: Path) -> None:
                     os.symlink(SHARED / "deepglobe" / "train" / f"{s}{suffix}", d / f"{s}{suffix}")
 
 
-def run(study: str, seeds: list[int]) -> None:
+def run(study: str, seeds: list[int], arms: set[str] | None = None) -> None:
     data = RUNS / "data"
     _prepare_data(data)
     for seed in seeds:
         for arm, config, overrides in STUDIES[study]:
+            if arms and arm not in arms:
+                continue
             name = f"{study}_{arm}_s{seed}"
             run_dir, scored = RUNS / name, RUNS / name / "eval_heldout" / "metrics.json"
             if scored.is_file():
@@ -186,10 +188,11 @@ def main() -> None:
     ap.add_argument("command", choices=("run", "summarise"))
     ap.add_argument("study", nargs="?", choices=sorted(STUDIES))
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--arms", default="", help="comma-separated arms of the study (default: all)")
     a = ap.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
     if a.command == "run":
-        run(a.study, [int(s) for s in a.seeds.split(",")])
+        run(a.study, [int(s) for s in a.seeds.split(",")], set(filter(None, a.arms.split(","))))
     else:
         summarise()
 
