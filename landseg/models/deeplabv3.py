@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from .common import BN_MOMENTUM, BilinearUpsample, FastBatchNorm, InputSizeCheck
-from . import encoders
+from . import atrous, encoders
 from .encoders import resnet50 as r50
 
 
@@ -45,7 +45,7 @@ class ImagePooling(layers.Layer):
 
 
 def conv_bn_relu(x, filters, kernel, dilation=1, name=""):
-    x = layers.Conv2D(filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_conv")(x)
+    x = atrous.conv2d(filters, kernel, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_conv")(x)
     x = FastBatchNorm(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-_CONVS = ("Conv2D", "DepthwiseConv2D")
+_CONVS = ("Conv2D", "AtrousConv2D", "DepthwiseConv2D")
 
 
 @keras.saving.register_keras_serializable(package="landseg")

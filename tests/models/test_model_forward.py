@@ -187,9 +187,9 @@ def test_keras_round_trip_in_fresh_process_and_several_sizes(tiny_models, batch,
         assert results[name]["shapes"] == [[1, h, w, NUM_CLASSES] for h, w in sizes], (name, results[name]["shapes"])
 
 
-@pytest.mark.xfail(strict=True, reason="known: TensorFlow's dilated Conv2D (SpaceToBatchND) gets wrong paddings when "
-                   "predict retraces with None H, W; landseg's predictor feeds one tile size per run, so it is unaffected")
-def test_deeplab_several_sizes_known_bug(tiny_models, tmp_path):
+def test_deeplab_several_sizes(tiny_models, tmp_path):
+    """TensorFlow's dilated Conv2D (SpaceToBatchND) got wrong paddings when predict retraced with None H, W;
+    landseg's AtrousConv2D (pad, slice, matmul) has no such path."""
     from landseg.models import load_model
 
     tiny_models["deeplabv3_resnet50"].save(tmp_path / "d.keras")
