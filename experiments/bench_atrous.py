@@ -8,8 +8,10 @@ ratios are the figures (the machine may be shared).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
+from unittest import mock
 
 import keras
 import numpy as np
@@ -33,18 +35,10 @@ def _branch(cls, rate, hw, channels=2048, filters=256):
 
 
 def _model(name, options, keras_conv: bool):
-    original = atrous.AtrousConv2D
-    if keras_conv:  # every dilated conv as Keras' own, as before AtrousConv2D
-        atrous.AtrousConv2D = keras.layers.Conv2D
-        import landseg.models.encoders.layers as el
-        import landseg.models.encoders.resnet50 as r50
-        el.AtrousConv2D = r50.AtrousConv2D = keras.layers.Conv2D
-    try:
+    """The model as built, or with every dilated conv as Keras' own Conv2D (as before AtrousConv2D): every
+    builder reaches the class through the ``atrous`` module, so patching it there is enough."""
+    with mock.patch.object(atrous, "AtrousConv2D", keras.layers.Conv2D) if keras_conv else contextlib.nullcontext():
         model = build_model(name, num_classes=6, input_shape=(None, None, 3), **options)
-    finally:
-        import landseg.models.encoders.layers as el
-        import landseg.models.encoders.resnet50 as r50
-        atrous.AtrousConv2D = el.AtrousConv2D = r50.AtrousConv2D = original
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
 

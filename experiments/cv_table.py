@@ -30,7 +30,7 @@ def main(folders: list[str]) -> None:
         print(f"| {name} | {done} | **{_ms(s)}** | "
               + ", ".join(f"{f['miou']:.3f}" for f in folds) + " | "
               + " | ".join(_ms(s["per_class"].get(c)) for c in classes)
-              + f" | {min(walls):.0f}-{max(walls):.0f} |")
+              + (f" | {min(walls):.0f}-{max(walls):.0f} |" if walls else " | - |"))
 
 
 if __name__ == "__main__":

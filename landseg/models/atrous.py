@@ -49,8 +49,11 @@ class AtrousConv2D(layers.Conv2D):
         return out
 
 
-def conv2d(filters, kernel_size, dilation_rate=1, **kwargs):
-    """``Conv2D``, or ``AtrousConv2D`` where it is dilated (same arguments)."""
-    rates = dilation_rate if isinstance(dilation_rate, (tuple, list)) else (dilation_rate, dilation_rate)
-    cls = AtrousConv2D if max(rates) > 1 else layers.Conv2D
-    return cls(filters, kernel_size, dilation_rate=dilation_rate, **kwargs)
+def conv2d(filters, kernel_size, dilation_rate=1, strides=1, padding="valid", **kwargs):
+    """``AtrousConv2D`` where a convolution is dilated and AtrousConv2D computes it (odd kernel wider than 1,
+    stride 1, 'same' padding), ``Conv2D`` otherwise; the same arguments either way."""
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+    tapwise = (max(pair(dilation_rate)) > 1 and max(pair(kernel_size)) > 1 and pair(strides) == (1, 1)
+               and padding == "same")
+    cls = AtrousConv2D if tapwise else layers.Conv2D
+    return cls(filters, kernel_size, dilation_rate=dilation_rate, strides=strides, padding=padding, **kwargs)

@@ -56,5 +56,8 @@ def test_saved_model_reloads_as_atrous(tmp_path):
 
 def test_only_same_padding_stride_one_is_taken():
     assert type(conv2d(2, 3, dilation_rate=1)).__name__ == "Conv2D"
+    assert type(conv2d(2, 1, dilation_rate=2, padding="same")).__name__ == "Conv2D"
+    assert type(conv2d(2, 3, dilation_rate=2, padding="valid")).__name__ == "Conv2D"
+    assert type(conv2d(2, 3, dilation_rate=(1, 2), padding="same")).__name__ == "AtrousConv2D"
     with pytest.raises(ValueError, match="padding='same'"):
         AtrousConv2D(2, 3, dilation_rate=2, padding="valid")

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from ..atrous import AtrousConv2D
+from .. import atrous
 from ..common import FastBatchNorm
 
 
@@ -49,9 +49,8 @@ class LayerBook:
     def conv(self, name: str, source_key: str, filters: int, kernel: int, strides: int = 1, dilation: int = 1,
              padding: str | None = None):
         padding = padding or ("valid" if kernel == 1 else "same")
-        cls = AtrousConv2D if dilation > 1 and kernel > 1 and strides == 1 and padding == "same" else layers.Conv2D
-        return self.add(cls(filters, kernel, strides=strides, padding=padding, dilation_rate=dilation,
-                            use_bias=False, name=name), source_key)
+        return self.add(atrous.conv2d(filters, kernel, strides=strides, padding=padding, dilation_rate=dilation,
+                                      use_bias=False, name=name), source_key)
 
     def depthwise(self, name: str, source_key: str, kernel: int, strides: int = 1, dilation: int = 1,
                   padding: str = "same"):

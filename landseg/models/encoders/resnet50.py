@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..atrous import AtrousConv2D
+from .. import atrous
 from ..common import BN_MOMENTUM, FastBatchNorm
 from ..weights import transfer_weights
 
@@ -36,7 +36,7 @@ def adapt_backbone(backbone: keras.Model, dilate: bool, bn_momentum: float = BN_
         if dilate and layer.name.startswith("conv5_block1_") and cfg.get("strides") == (2, 2):
             cfg["strides"] = (1, 1)
         if dilate and layer.name.startswith("conv5_") and layer.name.endswith("_2_conv"):
-            return AtrousConv2D.from_config({**cfg, "dilation_rate": (2, 2)})
+            return atrous.AtrousConv2D.from_config({**cfg, "dilation_rate": (2, 2)})
         return layer.__class__.from_config(cfg)
 
     adapted = keras.models.clone_model(backbone, clone_function=clone)
