@@ -9,10 +9,12 @@ arm of a study takes about the same wall time on this 2-core CPU; the tables giv
     python experiments/claims/claims.py run dropout                    # CSE-UNet with vs without dropout
     python experiments/claims/claims.py run cleaning                   # Dubai "unlabeled" ignored vs learned; dida duplicates
     python experiments/claims/claims.py run curve                      # DeepGlobe: 2, 4, 6, 8 training scenes
-    python experiments/claims/claims.py summarise > experiments/results/claims.md
+    python experiments/claims/claims.py summarise   # tables over every record in experiments/results/claims_runs/
 
 Runs go to ``experiments/runs/claims/<study>_<arm>_s<seed>/`` (a finished, scored run is skipped, so the
 command continues after a crash); data folders of symlinks for the subsets to ``experiments/runs/claims/data``.
+Run folders are not committed: ``summarise`` first copies each scored run's scores, per-epoch history and wall
+time into ``experiments/results/claims_runs/<run>.json``, then prints tables over all those records.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = REPO / "experiments" / "runs" / "claims"
+RECORDS = REPO / "experiments" / "results" / "claims_runs"  # one small JSON per scored run, committed
 SHARED = REPO.parent / "shared" / "data"
 DUBAI, DEEPGLOBE, DIDA = (f"experiments/configs/{n}_cpu.yaml" for n in ("dubai", "deepglobe", "dida"))
 
@@ -139,48 +142,63 @@ def _ms(values) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def _miou_over(metrics: dict, classes: list[str]) -> float | None:
-    v = [metrics["per_class"][c]["iou"] for c in classes if metrics["per_class"].get(c, {}).get("iou") is not None]
+def _miou_over(iou: dict, classes: list[str]) -> float | None:
+    v = [iou[c] for c in classes if iou.get(c) is not None]
     return statistics.mean(v) if v else None
 
 
-def _stability(state: dict) -> tuple[float | None, float]:
+def _stability(history: list[dict]) -> tuple[float | None, float]:
     """(sd of the epoch-to-epoch change of validation mIoU, largest rise of the epoch's training loss)."""
-    h = state.get("history", [])
-    val = [r["val_miou"] for r in h if "val_miou" in r]
-    loss = [r["loss"] for r in h if "loss" in r]
+    val = [r["val_miou"] for r in history if "val_miou" in r]
+    loss = [r["loss"] for r in history if "loss" in r]
     steps = [b - a for a, b in zip(val, val[1:])]
     rises = [b - a for a, b in zip(loss, loss[1:])]
     return (statistics.stdev(steps) if len(steps) > 1 else None), max(rises, default=0.0)
 
 
-def summarise() -> None:
-    rows: dict[tuple[str, str], list] = {}
+def _harvest() -> None:
+    """Copy what the tables need from each scored run folder into a small committed record, so that a
+    table can be rebuilt after the run folders (which are not committed) are gone."""
+    RECORDS.mkdir(parents=True, exist_ok=True)
     for scored in sorted(RUNS.glob("*/eval_heldout/metrics.json")):
         run = scored.parent.parent
-        study, rest = run.name.split("_", 1)
+        metrics = json.loads(scored.read_text())
+        history = json.loads((run / "state.json").read_text()).get("history", [])
+        record = {
+            "run": run.name,
+            "miou": metrics["miou"],
+            "iou": {c: v.get("iou") for c, v in metrics["per_class"].items()},
+            "history": [{k: r[k] for k in ("epoch", "loss", "val_miou") if k in r} for r in history],
+            "timing": json.loads((RUNS / f"{run.name}.time").read_text().strip().splitlines()[-1]),
+        }
+        (RECORDS / f"{run.name}.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def summarise() -> None:
+    _harvest()
+    rows: dict[tuple[str, str], list] = {}
+    for path in sorted(RECORDS.glob("*.json")):
+        record = json.loads(path.read_text())
+        study, rest = record["run"].split("_", 1)
         arm, seed = rest.rsplit("_s", 1)
-        timing = json.loads((RUNS / f"{run.name}.time").read_text().strip().splitlines()[-1])
-        state = json.loads((run / "state.json").read_text())
-        params = json.loads((run / "model_info.json").read_text())
-        rows.setdefault((study, arm), []).append((int(seed), json.loads(scored.read_text()), timing, state, params))
+        rows.setdefault((study, arm), []).append((int(seed), record))
     for study in STUDIES:
         arms = [a for s, a in rows if s == study]
         if not arms:
             continue
         print(f"\n## {study}\n")
-        classes = list(rows[study, arms[0]][0][1]["per_class"])
+        classes = list(rows[study, arms[0]][0][1]["iou"])
         print("| arm | seeds | held-out mIoU | " + " | ".join(classes) + " | sd of epoch-to-epoch val mIoU change | "
               "largest training-loss rise | train wall min |")
         print("|---|---|---|" + "---|" * len(classes) + "---|---|---|")
         for arm in arms:
             r = sorted(rows[study, arm], key=lambda x: x[0])
-            stab = [_stability(x[3]) for x in r]
-            five = [_miou_over(x[1], [c for c in x[1]["per_class"] if c != "unlabeled"]) for x in r]
+            stab = [_stability(x[1]["history"]) for x in r]
+            five = [_miou_over(x[1]["iou"], [c for c in x[1]["iou"] if c != "unlabeled"]) for x in r]
             print(f"| {arm} | {','.join(str(x[0]) for x in r)} | {_ms(five)} | "
-                  + " | ".join(_ms([x[1]["per_class"].get(c, {}).get("iou") for x in r]) for c in classes)
+                  + " | ".join(_ms([x[1]["iou"].get(c) for x in r]) for c in classes)
                   + f" | {_ms([s[0] for s in stab])} | {_ms([s[1] for s in stab])} | "
-                  f"{statistics.mean(x[2]['wall_s'] for x in r) / 60:.1f} |")
+                  f"{statistics.mean(x[1]['timing']['wall_s'] for x in r) / 60:.1f} |")
 
 
 def main() -> None:
