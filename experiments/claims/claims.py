@@ -114,9 +114,9 @@ def run(study: str, seeds: list[int], arms: set[str] | None = None) -> None:
             if scored.is_file():
                 print(f"{name}: done", flush=True)
                 continue
-            held = ",".join(_held_out(config))
+            held = json.dumps(_held_out(config))  # quoted: dida's groups are numbers such as 121
             args = ["--config", config, f"run.name={name}", f"run.output_dir={RUNS}", f"run.seed={seed}",
-                    "train.verbose=2", f"data.val_groups=[{held}]",
+                    "train.verbose=2", f"data.val_groups={held}",
                     *overrides.format(data=data, seed=seed).split()]
             with open(RUNS / f"{name}.log", "a") as log:
                 t = subprocess.run(["/usr/bin/time", "-f", '{"wall_s": %e, "user_s": %U, "sys_s": %S}', "-o",
