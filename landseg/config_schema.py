@@ -260,6 +260,20 @@ def _as_number(value):
     return value
 
 
+def _as_names(value, args: tuple):
+    """YAML reads a name such as dida's group ``121`` as an integer; where only strings (or a list of
+    strings) fit, an integer is that name."""
+    bases = [_unwrap(a)[0] for a in args]
+    if int in bases or float in bases:
+        return value
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if str in bases and is_int(value):
+        return str(value)
+    if list[str] in bases and isinstance(value, list):
+        return [str(v) if is_int(v) else v for v in value]
+    return value
+
+
 def _matches(value, hint) -> bool:
     """Whether ``value`` has the type of ``hint`` (ranges are checked apart, to say what is wrong)."""
     hint, _ = _unwrap(hint)
@@ -295,11 +309,12 @@ def _out_of_range(value, hint) -> tuple[Any, Range] | None:
 
 
 def _check_value(key: str, value, hint):
-    """``value`` if it fits ``hint`` (numbers written as strings are read as numbers), inside its range;
-    else ConfigError naming the key and what is valid."""
+    """``value`` if it fits ``hint`` (numbers written as strings are read as numbers, integers where only
+    strings fit as names), inside its range; else ConfigError naming the key and what is valid."""
     args = _union_args(hint)
     if float in [_unwrap(a)[0] for a in args] and str not in args:
         value = _as_number(value)
+    value = _as_names(value, args)
     matched = next((arg for arg in args if _matches(value, arg)), None)
     if matched is not None:
         bad = _out_of_range(value, matched)

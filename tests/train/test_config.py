@@ -63,12 +63,22 @@ def test_cli_config_args():
     ("train.mixed_precision=half", r"unknown value 'half'; valid: true/false or float16, bfloat16"),
     ("run.intra_op_threads=many", r"unknown value .many.; valid: integer >= 1 and <= 1024 or tf or null"),
     ("data.bands=[a, b]", r"must be integer >= 1 and <= 64 or list of integers >= 1 and <= 10000"),
-    ("data.pseudo_label_dirs=[1]", r"must be list of strings"),
+    ("data.pseudo_label_dirs=[true]", r"must be list of strings"),
     ("schedule.warmup_epochs=true", r"must be number"),
 ])
 def test_bad_values_stop_with_what_is_valid(override, expected):
     with pytest.raises(cfg.ConfigError, match=expected):
         cfg.load_config(None, [override], validate_names=False)
+
+
+def test_integer_names_read_as_names(tmp_path):
+    """dida's scene groups are file stems such as 121, which YAML reads as integers."""
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  val_groups: [121, Tile 3]\n")
+    assert cfg.load_config(f, validate_names=False).data.val_groups == ["121", "Tile 3"]
+    c = cfg.load_config(None, ["data.val_groups=[121, 284]", "run.name=2026"], validate_names=False)
+    assert (c.data.val_groups, c.run.name) == (["121", "284"], "2026")
+    assert cfg.load_config(None, ["train.epochs=3"], validate_names=False).train.epochs == 3  # numbers stay numbers
 
 
 def test_bad_key_in_file_names_the_file(tmp_path):
