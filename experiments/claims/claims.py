@@ -187,7 +187,7 @@ def summarise() -> None:
         if not arms:
             continue
         print(f"\n## {study}\n")
-        classes = list(rows[study, arms[0]][0][1]["iou"])
+        classes = list(dict.fromkeys(c for a in arms for c in rows[study, a][0][1]["iou"]))  # a study may span datasets
         print("| arm | seeds | held-out mIoU | " + " | ".join(classes) + " | sd of epoch-to-epoch val mIoU change | "
               "largest training-loss rise | train wall min |")
         print("|---|---|---|" + "---|" * len(classes) + "---|---|---|")
