@@ -1,19 +1,8 @@
-"""Helpers for the data tests: small planted datasets written into tmp folders."""
+"""Fixtures for the data tests: real samples linked into tmp folders (helpers: data_helpers.py)."""
 
 import os
-import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
-
-def save(path, array, mode=None):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(array), mode=mode).save(path)
-    return str(path)
 
 
 @pytest.fixture
@@ -35,8 +24,3 @@ def deepglobe_pair(shared_data, tmp_path):
     for name in ("855_sat.jpg", "855_mask.png"):
         os.symlink(shared_data / "deepglobe" / "train" / name, root / name)
     return root
-
-
-def copy_tree(src, dst):
-    shutil.copytree(src, dst, symlinks=False)
-    return Path(dst)

@@ -3,7 +3,7 @@ demand) giving the same kind of batches as the cached one."""
 
 import numpy as np
 
-from conftest import save
+from data_helpers import save
 from landseg.classmaps import get_classmap
 from landseg.data.cache_policy import MEMORY_SHARE, decoded_bytes, resolve_cache, usable_memory
 from landseg.data.layouts import Sample

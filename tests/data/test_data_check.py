@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import save
+from data_helpers import save
 from landseg.classmaps import get_classmap
 from landseg.cli.data import main
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import save
+from data_helpers import save
 from landseg.classmaps import get_classmap
 from landseg.data.errors import DataError, MaskValuesError
 from landseg.data.io import list_images, read_image, read_mask, write_png

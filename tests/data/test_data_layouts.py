@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import save
+from data_helpers import save
 from landseg.data.errors import DataError
 from landseg.data.layouts import DATASETS, Sample, discover, split_samples
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import save
+from data_helpers import save
 from landseg.classmaps import get_classmap
 from landseg.data.io import read_image, read_mask
 from landseg.data.layouts import Sample, discover
