@@ -132,6 +132,26 @@ class RunFolder:
 
         write_text(self.config_file, yaml.safe_dump(config, sort_keys=False, default_flow_style=False))
 
+    def copy_to(self, dest: str | os.PathLike) -> None:
+        """Copy this run into ``dest`` while its owner may still be writing it (a non-chief worker
+        resuming): the lock and in-flight temporary files are skipped, and a file that vanishes during
+        the copy (a write probe, a temp file renamed away) is not an error. Saves are atomic renames,
+        so each copied file is whole."""
+        import shutil
+
+        from landseg.io_utils import is_temp_name
+
+        def skip(_folder, names):
+            return [n for n in names if n == self.LOCK or is_temp_name(n)]
+
+        def copy_if_present(src, dst):
+            try:
+                return shutil.copy2(src, dst)
+            except FileNotFoundError:
+                return dst
+
+        shutil.copytree(self.path, dest, dirs_exist_ok=True, ignore=skip, copy_function=copy_if_present)
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, model, improved: bool) -> None:
         """``last.keras`` (and, when ``improved``, ``best.keras``) plus the optimizer state, each atomically."""

@@ -77,7 +77,7 @@ def run_training(config: dict | cfg.Config, callbacks=None, strategy=None) -> Pa
 
         chief_dir, run_dir = run_dir, Path(tempfile.mkdtemp(prefix=f"landseg-worker-{name}-"))
         if state is not None:  # resuming: start from the chief's last epoch too (its folder is only read)
-            shutil.copytree(chief_dir, run_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(RunFolder.LOCK))
+            RunFolder(chief_dir).copy_to(run_dir)
         try:
             _run_locked(config, run_dir, state, run_dir / "tensorboard", size_multiple, callbacks, strategy, t_start)
             return chief_dir
