@@ -20,7 +20,8 @@ def _run_folder(path):
 
 
 def _copy_while_probing(run, tmp_path, copy, rounds=40):
-    """Copy ``rounds`` times while another thread keeps writing and removing probe files in the run."""
+    """Copy ``rounds`` times while another thread keeps writing and removing probe files in the run;
+    returns the copies' folders."""
     stop = threading.Event()
 
     def probe():
@@ -29,20 +30,21 @@ def _copy_while_probing(run, tmp_path, copy, rounds=40):
 
     writer = threading.Thread(target=probe)
     writer.start()
+    copies = [tmp_path / f"copy{i}" for i in range(rounds)]
     try:
-        for i in range(rounds):
-            copy(tmp_path / f"copy{i}")
+        for dest in copies:
+            copy(dest)
     finally:
         stop.set()
         writer.join()
-    return tmp_path / f"copy{rounds - 1}"
+    return copies
 
 
 def test_copy_skips_lock_and_temps_while_the_owner_writes(tmp_path):
     run = _run_folder(tmp_path / "run")
-    last = _copy_while_probing(run, tmp_path, run.copy_to)
-    assert sorted(os.listdir(last)) == [f"file{i:02d}.txt" for i in range(60)]
-    assert (last / "file59.txt").read_text() == "59\n"
+    for copy in _copy_while_probing(run, tmp_path, run.copy_to):  # every round exact, not only the last
+        assert sorted(os.listdir(copy)) == [f"file{i:02d}.txt" for i in range(60)], copy
+        assert (copy / "file59.txt").read_text() == "59\n"
 
 
 def test_the_race_is_real_without_the_skip(tmp_path):
